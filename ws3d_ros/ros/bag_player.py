@@ -1,0 +1,217 @@
+"""Publish a rosbag2 over rclpy with its original timing (``ws3d play``).
+
+For machines without ``ros2 bag play``. Contract:
+- Messages are published as their recorded CDR bytes (``publish_raw``): no
+  decode/re-encode, so any message type the local ROS install knows plays.
+- Timing follows the bag's log stamps scaled by ``1/rate``; ``loop`` replays
+  forever (header stamps then go back in time, as with ``ros2 bag play -l``).
+- Latched topics in the bag (transient-local, e.g. ``/tf_static``) get a
+  transient-local publisher so late subscribers still receive them.
+- ``clock=True`` publishes ``/clock`` (rosgraph_msgs/Clock) with the bag time
+  at >= ``clock_hz`` for nodes running with ``use_sim_time``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from ws3d_ros.data.bag import BagReader
+from ws3d_ros.errors import BagError, Ws3dError
+from ws3d_ros.msg.kit import rclpy_kit
+
+
+def wall_delay(log_ns: int, first_log_ns: int, rate: float) -> float:
+    """Seconds after playback start at which a message logged at ``log_ns`` is due."""
+    return max(0.0, (log_ns - first_log_ns) / 1e9 / rate)
+
+
+class BagPlayer(Node):
+    """A node that owns one publisher per played topic."""
+
+    def __init__(
+        self,
+        bag: str | Path,
+        *,
+        rate: float = 1.0,
+        loop: bool = False,
+        clock: bool = False,
+        clock_hz: float = 100.0,
+        topics: Sequence[str] | None = None,
+        remap: dict[str, str] | None = None,
+        node_name: str = "ws3d_bag_player",
+    ) -> None:
+        super().__init__(node_name)
+        if rate <= 0:
+            raise Ws3dError(f"--rate must be > 0, got {rate}")
+        self.bag_path = Path(bag)
+        self.rate = rate
+        self.loop = loop
+        self.clock_hz = clock_hz
+        self.remap = dict(remap or {})
+        self.published = 0
+        kit = rclpy_kit()
+        with BagReader(self.bag_path) as reader:
+            infos = reader.topics
+        wanted = set(topics) if topics else set(infos)
+        unknown = wanted - set(infos)
+        if unknown:
+            raise BagError(f"topics not in {self.bag_path}: {sorted(unknown)}")
+        self._publishers = {}
+        for name in sorted(wanted):
+            info = infos[name]
+            qos = QoSProfile(
+                history=HistoryPolicy.KEEP_LAST,
+                depth=1 if info.latched else 100,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=(
+                    DurabilityPolicy.TRANSIENT_LOCAL if info.latched else DurabilityPolicy.VOLATILE
+                ),
+            )
+            self._publishers[name] = self.create_publisher(
+                kit.cls(info.msgtype), self.remap.get(name, name), qos
+            )
+        self.topics = sorted(wanted)
+        self._clock_pub = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            self._clock_cls = Clock
+            self._clock_pub = self.create_publisher(Clock, "/clock", 10)
+
+    def _publish_clock(self, bag_ns: int) -> None:
+        if self._clock_pub is None:
+            return
+        msg = self._clock_cls()
+        msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
+        self._clock_pub.publish(msg)
+
+    def _sleep_until(self, due: float, start: float, bag_start_ns: int) -> None:
+        """Sleep until ``due`` (monotonic), ticking /clock on the way."""
+        tick = 1.0 / self.clock_hz
+        while True:
+            now = time.monotonic()
+            if now >= due:
+                return
+            if self._clock_pub is not None:
+                self._publish_clock(bag_start_ns + int((now - start) * self.rate * 1e9))
+            time.sleep(min(tick, due - now))
+
+    def play(
+        self,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_message: Callable[[str, int], None] | None = None,
+    ) -> int:
+        """Play once (or forever with ``loop``); returns messages published."""
+        while True:
+            with BagReader(self.bag_path) as reader:
+                start = time.monotonic()
+                first: int | None = None
+                for topic, _msgtype, log_ns, raw in reader.raw_messages(self.topics):
+                    if should_stop() or not rclpy.ok():
+                        return self.published
+                    if first is None:
+                        first = log_ns
+                    self._sleep_until(start + wall_delay(log_ns, first, self.rate), start, first)
+                    self._publish_clock(log_ns)
+                    self._publishers[topic].publish(bytes(raw))
+                    self.published += 1
+                    if on_message is not None:
+                        on_message(topic, log_ns)
+            if not self.loop or should_stop():
+                return self.published
+
+
+def parse_bool(text: str) -> bool:
+    """``--loop`` alone means true; launch files pass ``--loop true|false``."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", type=Path, help="rosbag2 directory (MCAP or sqlite3)")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1)")
+    parser.add_argument(
+        "--loop", nargs="?", const=True, default=False, type=parse_bool, help="replay forever"
+    )
+    parser.add_argument(
+        "--clock",
+        nargs="?",
+        const=True,
+        default=False,
+        type=parse_bool,
+        help="publish /clock from bag time (for use_sim_time)",
+    )
+    parser.add_argument("--topics", nargs="+", help="play only these topics")
+    parser.add_argument(
+        "--remap",
+        nargs="+",
+        default=[],
+        metavar="FROM:=TO",
+        help="rename topics on output, e.g. /lidar/points:=/points",
+    )
+
+
+def parse_remaps(items: Sequence[str]) -> dict[str, str]:
+    remap = {}
+    for item in items:
+        if ":=" not in item:
+            raise Ws3dError(f"bad remap {item!r}: expected FROM:=TO")
+        src, dst = item.split(":=", 1)
+        remap[src] = dst
+    return remap
+
+
+def run_player(args: argparse.Namespace) -> int:
+    rclpy.init()
+    try:
+        player = BagPlayer(
+            args.bag,
+            rate=args.rate,
+            loop=args.loop,
+            clock=args.clock,
+            topics=args.topics,
+            remap=parse_remaps(args.remap),
+        )
+        player.get_logger().info(
+            f"playing {args.bag} ({len(player.topics)} topics) at {args.rate}x"
+            + (" in a loop" if args.loop else "")
+        )
+        count = player.play()
+        player.get_logger().info(f"published {count} messages")
+        player.destroy_node()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bag_player`` executable (``ros2 run ws3d_ros bag_player BAG``)."""
+    parser = argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(
+        rclpy.utilities.remove_ros_args(sys.argv)[1:] if argv is None else argv
+    )
+    try:
+        return run_player(args)
+    except Ws3dError as exc:
+        print(f"bag_player: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
