@@ -1,0 +1,383 @@
+"""rosbag2 -> synchronised :class:`Frame` iterator (the one bag reader of the project).
+
+Contract:
+- Opens any rosbag2 (MCAP/sqlite3) through :class:`BagReader` and discovers
+  the LiDAR topic (PointCloud2), the cameras (Image or CompressedImage topics
+  with a ``camera_info`` beside them), and the ground-truth labels topic
+  (PointCloud2 with ``label``/``instance`` fields); every choice can be
+  overridden by name.
+- Calibration comes from ``/tf_static`` (camera optical frame <- LiDAR frame)
+  plus each camera's CameraInfo, or from a calibration override
+  (``{camera: Transform}``), e.g. loaded from a KITTI ``calib.txt``.
+- Messages stream in log order through the project's
+  :class:`~ws3d_ros.sync.PivotSynchronizer`: the sweep drives the output, a
+  sweep whose image is late or missing still becomes a Frame with that
+  camera's ``image=None``, and labels join on the exact sweep stamp. Memory is
+  bounded by the synchroniser queues, not by the bag size.
+- Bad messages (codec errors) are counted by reason in :class:`FrameStats`
+  and skipped; they never stop iteration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ws3d_ros.data.bag import BagReader, TopicInfo
+from ws3d_ros.data.frame import CameraView, Frame
+from ws3d_ros.errors import BagError, CalibrationError, Ws3dError
+from ws3d_ros.geometry.camera import CameraModel
+from ws3d_ros.geometry.extrinsics import Transform
+from ws3d_ros.geometry.tf_tree import TransformTree
+from ws3d_ros.msg.image import to_rgb8
+from ws3d_ros.msg.kit import stamp_to_ns
+from ws3d_ros.msg.pointcloud2 import cloud_to_array
+from ws3d_ros.sync import PivotSynchronizer
+
+log = logging.getLogger(__name__)
+
+POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+TF_TYPE = "tf2_msgs/msg/TFMessage"
+IMAGE_SUFFIXES = ("/image_raw", "/image_rect_color", "/image_rect", "/image_color", "/image")
+LABELS_STREAM = "__labels__"
+
+
+@dataclass(frozen=True)
+class CameraTopics:
+    name: str
+    image: str
+    camera_info: str
+
+
+@dataclass(frozen=True)
+class TopicMap:
+    """Which bag topics feed a Frame."""
+
+    points: str
+    cameras: tuple[CameraTopics, ...]
+    labels: str | None
+    tf_static: str | None
+
+
+@dataclass
+class FrameStats:
+    """What happened to the bag's messages on the way to frames."""
+
+    frames: int = 0
+    frames_with_all_cameras: int = 0
+    missing_images: Counter = field(default_factory=Counter)  # camera -> sweeps without image
+    dropped: Counter = field(default_factory=Counter)  # reason -> count
+    sync: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "frames_with_all_cameras": self.frames_with_all_cameras,
+            "missing_images": dict(self.missing_images),
+            "dropped": dict(self.dropped),
+            "sync": self.sync,
+        }
+
+
+def camera_name_of(image_topic: str) -> str:
+    """``/camera/front/image_raw`` -> ``front``; ``/camera/image_raw`` -> ``camera``."""
+    ns = camera_namespace(image_topic)
+    return ns.rstrip("/").rsplit("/", 1)[-1] or "camera"
+
+
+def camera_namespace(image_topic: str) -> str:
+    topic = image_topic.removesuffix("/compressed")
+    for suffix in IMAGE_SUFFIXES:
+        if topic.endswith(suffix):
+            return topic[: -len(suffix)]
+    return topic.rsplit("/", 1)[0]
+
+
+def _is_label_topic(name: str) -> bool:
+    last = name.rsplit("/", 1)[-1]
+    return "label" in last or last in ("gt", "ground_truth")
+
+
+def discover_topics(
+    topics: Mapping[str, TopicInfo],
+    *,
+    points: str | None = None,
+    images: Sequence[str] | None = None,
+    labels: str | None = None,
+    use_labels: bool = True,
+) -> TopicMap:
+    """Pick the LiDAR, camera and label topics of a bag (or check the given ones)."""
+    by_type: dict[str, list[str]] = {}
+    for info in topics.values():
+        by_type.setdefault(info.msgtype, []).append(info.name)
+    clouds = sorted(by_type.get(POINTCLOUD2, []))
+
+    for given in [points, labels, *(images or [])]:
+        if given is not None and given not in topics:
+            raise BagError(f"topic {given} is not in the bag (topics: {sorted(topics)})")
+    if points is None:
+        candidates = [t for t in clouds if not _is_label_topic(t)]
+        if not candidates:
+            raise BagError(f"no PointCloud2 LiDAR topic in the bag (topics: {sorted(topics)})")
+        # Prefer a topic named like a sweep, then the busiest.
+        candidates.sort(key=lambda t: (not t.endswith("points"), -topics[t].count, t))
+        points = candidates[0]
+    if labels is None and use_labels:
+        found = [t for t in clouds if _is_label_topic(t) and t != points]
+        labels = found[0] if found else None
+
+    image_topics = list(images) if images is not None else []
+    if images is None:
+        for type_name in IMAGE_TYPES:
+            image_topics += by_type.get(type_name, [])
+        # An Image and its /compressed twin: keep the raw one.
+        raw = set(image_topics)
+        image_topics = [
+            t for t in image_topics if not (t.endswith("/compressed") and t[:-11] in raw)
+        ]
+    infos = set(by_type.get(CAMERA_INFO, []))
+    cameras = []
+    for image in sorted(image_topics):
+        info = camera_namespace(image) + "/camera_info"
+        if info not in infos:
+            if images is not None:
+                raise BagError(f"no camera_info topic {info} beside image topic {image}")
+            log.warning("image topic %s has no %s: not used", image, info)
+            continue
+        cameras.append(CameraTopics(camera_name_of(image), image, info))
+    names = [c.name for c in cameras]
+    if len(set(names)) != len(names):  # /a/cam/image_raw and /b/cam/image_raw
+        cameras = [
+            CameraTopics(
+                camera_namespace(c.image).strip("/").replace("/", "_"), c.image, c.camera_info
+            )
+            for c in cameras
+        ]
+    tf_static = "/tf_static" if "/tf_static" in topics else None
+    return TopicMap(points, tuple(cameras), labels, tf_static)
+
+
+def read_static_tf(reader: BagReader, topic: str | None) -> TransformTree:
+    tree = TransformTree()
+    if topic is not None:
+        for _, _, msg in reader.messages([topic]):
+            tree.add_message(msg)
+    return tree
+
+
+def _labels_from_cloud(msg: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    arr = cloud_to_array(msg).reshape(-1)
+    names = arr.dtype.names or ()
+    if "label" not in names:
+        raise Ws3dError(f"labels cloud has no 'label' field (fields: {names})")
+    labels = arr["label"].astype(np.uint16)
+    instances = arr["instance"].astype(np.uint32) if "instance" in names else None
+    return labels, instances
+
+
+class BagFrames:
+    """Iterate synchronised frames of one bag; see the module docstring.
+
+    ``slop_ns`` bounds |image stamp - sweep stamp|; ``timeout_ns`` is how long
+    (in bag log time) a sweep waits for its images before it is emitted with
+    the late cameras missing.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        points: str | None = None,
+        images: Sequence[str] | None = None,
+        labels: str | None = None,
+        use_labels: bool = True,
+        calibration: Mapping[str, Transform] | None = None,
+        camera_models: Mapping[str, CameraModel] | None = None,
+        slop_ns: int = 50_000_000,
+        timeout_ns: int = 500_000_000,
+        queue_size: int = 20,
+        decode_images: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self._reader = BagReader(self.path)
+        self.topics = discover_topics(
+            self._reader.topics, points=points, images=images, labels=labels, use_labels=use_labels
+        )
+        self.tf = read_static_tf(self._reader, self.topics.tf_static)
+        self.calibration = dict(calibration or {})
+        self.camera_models = dict(camera_models or {})
+        self.slop_ns = slop_ns
+        self.timeout_ns = timeout_ns
+        self.queue_size = queue_size
+        self.decode_images = decode_images
+        self.stats = FrameStats()
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> BagFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def camera_names(self) -> list[str]:
+        return [c.name for c in self.topics.cameras]
+
+    def extrinsics(self, camera: str, camera_frame: str, lidar_frame: str) -> Transform:
+        """``T_cam_from_lidar`` for ``camera``: the override, else ``/tf_static``."""
+        if camera in self.calibration:
+            return self.calibration[camera]
+        try:
+            return self.tf.lookup(camera_frame, lidar_frame)
+        except CalibrationError as exc:
+            raise CalibrationError(
+                f"no extrinsics for camera {camera!r} ({camera_frame} <- {lidar_frame}): {exc}; "
+                "record /tf_static or pass a calibration file"
+            ) from exc
+
+    def __iter__(self) -> Iterator[Frame]:
+        cams = {c.image: c.name for c in self.topics.cameras}
+        infos = {c.camera_info: c.name for c in self.topics.cameras}
+        streams = ["points", *cams.values()]
+        offsets = {}
+        slops = self.slop_ns
+        if self.topics.labels is not None:
+            streams.append(LABELS_STREAM)
+        sync = PivotSynchronizer(
+            streams,
+            "points",
+            slop_ns=slops,
+            timeout_ns=self.timeout_ns,
+            queue_size=self.queue_size,
+            offsets_ns=offsets,
+        )
+        latest_info: dict[str, Any] = {}
+        wanted = [self.topics.points, *cams, *infos]
+        if self.topics.labels is not None:
+            wanted.append(self.topics.labels)
+        index = 0
+        for topic, log_ns, msg in self._reader.messages(wanted):
+            if topic in infos:
+                latest_info[infos[topic]] = msg
+                continue
+            try:
+                stamp = stamp_to_ns(msg.header.stamp)
+            except AttributeError:
+                self.stats.dropped["no_header"] += 1
+                continue
+            if topic == self.topics.points:
+                name = "points"
+            elif topic == self.topics.labels:
+                name = LABELS_STREAM
+            else:
+                name = cams[topic]
+            for matched in sync.add(name, stamp, msg, now_ns=log_ns):
+                frame = self._build(matched, streams, latest_info, index)
+                if frame is not None:
+                    index += 1
+                    yield frame
+            for matched in sync.poll(log_ns):
+                frame = self._build(matched, streams, latest_info, index)
+                if frame is not None:
+                    index += 1
+                    yield frame
+        for matched in sync.flush():
+            frame = self._build(matched, streams, latest_info, index)
+            if frame is not None:
+                index += 1
+                yield frame
+        self.stats.sync = sync.stats()
+        for reason, count in sync.drops.items():
+            self.stats.dropped[f"sync_{reason}"] += count
+
+    def _camera_model(self, name: str, info_msg: Any | None) -> CameraModel | None:
+        if name in self.camera_models:
+            return self.camera_models[name]
+        if info_msg is None:
+            return None
+        model = CameraModel.from_camera_info(info_msg)
+        return model
+
+    def _build(
+        self, matched: Any, streams: list[str], latest_info: dict[str, Any], index: int
+    ) -> Frame | None:
+        items = dict(zip(streams, matched.items, strict=True))
+        stamps = dict(zip(streams, matched.stamps_ns, strict=True))
+        cloud_msg = items["points"]
+        try:
+            points = cloud_to_array(cloud_msg).reshape(-1)
+        except Ws3dError as exc:
+            self.stats.dropped["bad_cloud"] += 1
+            log.warning("sweep at %d skipped: %s", stamps["points"], exc)
+            return None
+        lidar_frame = cloud_msg.header.frame_id
+        labels = instances = None
+        if LABELS_STREAM in items:
+            if items[LABELS_STREAM] is None:
+                self.stats.missing_images["labels"] += 1
+            else:
+                try:
+                    labels, instances = _labels_from_cloud(items[LABELS_STREAM])
+                    if len(labels) != len(points):
+                        raise Ws3dError(
+                            f"labels cloud has {len(labels)} points, sweep has {len(points)}"
+                        )
+                except Ws3dError as exc:
+                    self.stats.dropped["bad_labels"] += 1
+                    log.warning("labels at %d ignored: %s", stamps["points"], exc)
+                    labels = instances = None
+        views = []
+        for cam in self.topics.cameras:
+            info = latest_info.get(cam.name)
+            try:
+                model = self._camera_model(cam.name, info)
+            except CalibrationError as exc:
+                self.stats.dropped["bad_camera_info"] += 1
+                log.warning("camera %s: %s", cam.name, exc)
+                model = None
+            if model is None:
+                self.stats.missing_images[cam.name] += 1
+                continue
+            T = self.extrinsics(cam.name, model.frame_id or cam.name, lidar_frame)
+            image = None
+            msg = items.get(cam.name)
+            if msg is not None and self.decode_images:
+                try:
+                    image = to_rgb8(msg)
+                except Ws3dError as exc:
+                    self.stats.dropped["bad_image"] += 1
+                    log.warning("camera %s image skipped: %s", cam.name, exc)
+            elif msg is not None:
+                image = np.empty((0, 0, 3), np.uint8)
+            if image is None:
+                self.stats.missing_images[cam.name] += 1
+            views.append(CameraView(cam.name, model, T, image, stamps.get(cam.name)))
+        self.stats.frames += 1
+        if all(v.image is not None for v in views) and len(views) == len(self.topics.cameras):
+            self.stats.frames_with_all_cameras += 1
+        return Frame(
+            stamp_ns=stamps["points"],
+            frame_id=lidar_frame,
+            points=points,
+            views=views,
+            labels=labels,
+            instances=instances,
+            index=index,
+            source=str(self.path),
+        )
+
+
+def iter_frames(path: str | Path, **kwargs: Any) -> Iterator[Frame]:
+    """Convenience: ``for frame in iter_frames(bag): ...`` (see :class:`BagFrames`)."""
+    with BagFrames(path, **kwargs) as frames:
+        yield from frames
