@@ -130,6 +130,11 @@ class BagWriter:
         )
         self._types[topic] = type_name
 
+    def write_raw(self, topic: str, type_name: str, stamp_ns: int, raw: bytes) -> None:
+        """Record already-serialised CDR bytes (copying a bag without decoding it)."""
+        self.add_topic(topic, type_name)
+        self._writer.write(self._connections[topic], int(stamp_ns), raw)
+
     def write(self, topic: str, stamp_ns: int, msg: Any) -> None:
         """Serialise ``msg`` (rosbags flavour) and record it at log time ``stamp_ns``."""
         type_name = getattr(msg, "__msgtype__", None) or self._types.get(topic)

@@ -1,0 +1,138 @@
+"""The open-vocabulary panoptic network, assembled from a :class:`ModelConfig`.
+
+Contract:
+- :class:`PanopticNet` = sparse-conv U-Net over voxels (:mod:`ws3d_ros.models.sparse`)
+  -> voxel features gathered back to the points -> point MLP with the point's own input
+  (offset to voxel centre, intensity) -> :class:`~ws3d_ros.models.heads.PanopticHead`
+  fusing lifted CLIP features where a camera sees the point.
+- :meth:`PanopticNet.forward` takes plain tensors named by :func:`input_names` (the
+  exported graph's inputs, all with dynamic sizes) and returns
+  ``(class_index (N,) int64, score (N,), offsets (N,3), embedding (N,D))`` where
+  ``class_index`` is a column of ``text_embeds``. Everything inside is gather/matmul:
+  no scatter, so ONNX Runtime with several threads and TensorRT give the torch result.
+- :meth:`PanopticNet.embed` is the training entry: it returns the fused and the 3D-only
+  embeddings, offsets and the temperature, for the losses.
+- Inputs are prepared by :func:`ws3d_ros.models.inputs.prepare_inputs` (numpy), the one
+  preprocessing used by the runtime, offline inference, export and training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ws3d_ros.models.config import ModelConfig
+from ws3d_ros.models.heads import PanopticHead, classify, mlp, scores_and_index
+from ws3d_ros.models.sparse.minkunet import MinkUNet
+from ws3d_ros.models.sparse.rulebook import SparseIndex
+
+DENSE_INPUTS = (
+    "voxel_feats",
+    "point_feats",
+    "point_to_voxel",
+    "clip_feats",
+    "clip_index",
+    "text_embeds",
+)
+OUTPUTS = ("class_index", "score", "offsets", "embedding")
+
+
+def num_stages(config: ModelConfig) -> int:
+    return len(config.lidar_encoder["encoder_channels"])
+
+
+def input_names(config: ModelConfig) -> list[str]:
+    """Input names of the exported network, in :meth:`PanopticNet.forward` order."""
+    return [*DENSE_INPUTS, *SparseIndex.input_names(num_stages(config))]
+
+
+class PanopticNet(nn.Module):
+    """LiDAR sparse-conv U-Net x lifted CLIP features -> open-vocabulary panoptic outputs."""
+
+    def __init__(self, config: ModelConfig, embed_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_dim = embed_dim
+        enc = config.lidar_encoder
+        if enc.get("type", "minkunet") != "minkunet":
+            raise ValueError(f"lidar_encoder.type {enc['type']!r} unknown; expected minkunet")
+        enc = {k: v for k, v in enc.items() if k != "type"}
+        self.encoder = MinkUNet.from_config(enc, config.voxel_in_channels)
+        width = enc["decoder_channels"][-1]
+        fusion = config.fusion
+        self.point_mlp = mlp(
+            [width + config.point_in_channels, fusion["channels"], fusion["channels"]],
+            last_act=True,
+        )
+        head = config.head
+        self.head = PanopticHead(
+            fusion["channels"],
+            embed_dim,
+            fusion_type=fusion["type"],
+            fusion_channels=fusion["channels"],
+            temperature=head["temperature"],
+            learn_temperature=head["learn_temperature"],
+            predict_offsets=head["predict_offsets"],
+        )
+
+    def point_features(
+        self,
+        voxel_feats: torch.Tensor,
+        point_feats: torch.Tensor,
+        point_to_voxel: torch.Tensor,
+        sparse: list[torch.Tensor],
+    ) -> torch.Tensor:
+        voxel_out = self.encoder(voxel_feats, *sparse)
+        return self.point_mlp(torch.cat([voxel_out[point_to_voxel], point_feats], dim=1))
+
+    def embed(
+        self,
+        voxel_feats: torch.Tensor,
+        point_feats: torch.Tensor,
+        point_to_voxel: torch.Tensor,
+        clip_feats: torch.Tensor,
+        clip_index: torch.Tensor,
+        sparse: list[torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        """Training outputs: ``fused``, ``embed_3d`` (both (N,D) unit), ``offsets``,
+        ``features`` (N,F) and ``temperature``."""
+        feats = self.point_features(voxel_feats, point_feats, point_to_voxel, sparse)
+        # Row V of the table is the "no camera sees this point" sentinel (zeros).
+        table = torch.cat([clip_feats, clip_feats.new_zeros((1, clip_feats.shape[1]))], dim=0)
+        clip = table[clip_index]
+        seen = (clip_index < clip_feats.shape[0]).to(feats.dtype).unsqueeze(1)
+        fused, e3d, offsets = self.head(feats, clip, seen)
+        return {
+            "fused": fused,
+            "embed_3d": e3d,
+            "offsets": offsets,
+            "features": feats,
+            "temperature": self.head.temperature,
+        }
+
+    def forward(
+        self,
+        voxel_feats: torch.Tensor,
+        point_feats: torch.Tensor,
+        point_to_voxel: torch.Tensor,
+        clip_feats: torch.Tensor,
+        clip_index: torch.Tensor,
+        text_embeds: torch.Tensor,
+        *sparse: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.embed(
+            voxel_feats, point_feats, point_to_voxel, clip_feats, clip_index, list(sparse)
+        )
+        logits = classify(out["fused"], text_embeds, out["temperature"])
+        score, index = scores_and_index(logits)
+        return index, score, out["offsets"], out["fused"]
+
+    def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        """Run from a ``{name: array}`` dict (numpy or tensors); numpy outputs by name."""
+        names = input_names(self.config)
+        args = [torch.as_tensor(feeds[n]) for n in names]
+        with torch.inference_mode():
+            outs = self(*args)
+        return {n: o.cpu().numpy() for n, o in zip(OUTPUTS, outs, strict=True)}

@@ -1,0 +1,204 @@
+"""Inference backends behind one interface: ``torch``, ``onnxruntime``, ``tensorrt``.
+
+Contract: a :class:`Backend` exposes
+- ``clip_features(images)``: RGB uint8 ``(H, W, 3)`` images -> dense CLIP maps
+  ``(h, w, D)`` float32 (unit vectors), after resizing to ``config.clip.image_size``;
+- ``run_net(feeds)``: the 3D network on the ``{name: array}`` inputs of
+  :func:`ws3d_ros.models.inputs.feeds` -> ``class_index, score, offsets, embedding``;
+- ``encode_text(names, templates)``: ``(C, D)`` float32 unit text embeddings (the CLIP
+  text tower in torch on every backend; it runs only for names not seen before);
+- ``embed_dim``, ``temperature``, ``has_net``, ``config``, ``name``.
+:func:`create_backend` builds one from a model directory (``ws3d export``: ONNX graphs,
+``model.json`` and the checkpoint) or a checkpoint file (torch only). A backend that
+cannot load raises :class:`BackendError` naming the fallback (``onnxruntime`` on CPU).
+TensorRT lives in :mod:`ws3d_ros.runtime.tensorrt_backend` and is imported only when
+asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ws3d_ros.errors import Ws3dError
+from ws3d_ros.models.config import ModelConfig
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+MODEL_JSON = "model.json"
+MODEL_FORMAT = "ws3d-model/1"
+
+
+class BackendError(Ws3dError):
+    """A backend cannot be created here (missing library, device, or model files)."""
+
+
+def read_model_json(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / MODEL_JSON
+    if not path.is_file():
+        raise BackendError(
+            f"{model_dir} is not an exported model directory (no {MODEL_JSON}); "
+            "run `ws3d export --checkpoint CKPT --out DIR` first"
+        )
+    meta = json.loads(path.read_text())
+    if meta.get("format") != MODEL_FORMAT:
+        raise BackendError(f"{path}: unknown format {meta.get('format')!r}, expected {MODEL_FORMAT}")
+    return meta
+
+
+def checkpoint_path(path: Path) -> Path:
+    """The checkpoint of a model directory, or ``path`` itself when it is a file."""
+    if path.is_dir():
+        return path / read_model_json(path)["checkpoint"]
+    return path
+
+
+class Backend(ABC):
+    """Common part: the torch model (text tower always; image tower/net for torch)."""
+
+    name = "base"
+
+    def __init__(self, loaded: Any, device: str = "cpu") -> None:
+        from ws3d_ros.models.clip.text import TextEncoder
+
+        self.loaded = loaded
+        self.config: ModelConfig = loaded.config
+        self.embed_dim: int = loaded.embed_dim
+        self.device = device
+        self._text = TextEncoder(loaded.clip.model, loaded.clip.tokenizer, device=device)
+        self.image_size = tuple(int(v) for v in self.config.clip["image_size"])
+
+    @property
+    def has_net(self) -> bool:
+        return self.loaded.net is not None
+
+    @property
+    def temperature(self) -> float:
+        if self.loaded.net is not None:
+            return float(self.loaded.net.head.temperature.detach())
+        return float(self.config.head["temperature"])
+
+    def encode_text(self, names: Sequence[str], templates: Sequence[str]) -> np.ndarray:
+        return self._text.encode_numpy(list(names), list(templates))
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """``(B, 3, H, W)`` float32 normalised batch at ``config.clip.image_size``."""
+        from ws3d_ros.models.clip.dense import preprocess
+
+        norm = self.loaded.clip.norm
+        return np.stack([preprocess(im, self.image_size, norm).numpy() for im in images])
+
+    def clip_features(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if not images:
+            return []
+        maps = self._dense(self.preprocess(images))  # (B, D, h, w)
+        return [np.ascontiguousarray(m.transpose(1, 2, 0)) for m in maps]
+
+    @abstractmethod
+    def _dense(self, batch: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def run_net(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+class TorchBackend(Backend):
+    """The reference: eager PyTorch (training, parity checks)."""
+
+    name = "torch"
+
+    def __init__(self, loaded: Any, device: str = "cpu") -> None:
+        from ws3d_ros.models.clip.dense import ClipDenseEncoder
+
+        super().__init__(loaded, device)
+        self.dense = ClipDenseEncoder(loaded.clip.model).to(device).eval()
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, *, device: str = "cpu") -> TorchBackend:
+        from ws3d_ros.models.checkpoint import load_model
+
+        return cls(load_model(path, device=device), device)
+
+    @classmethod
+    def clip_only(cls, config: ModelConfig, *, device: str = "cpu") -> TorchBackend:
+        from ws3d_ros.models.checkpoint import build_model
+
+        return cls(build_model(config, device=device, with_net=False), device)
+
+    def _dense(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.dense(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
+
+    def run_net(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.loaded.net is None:
+            raise BackendError("this model has no 3D network (CLIP only)")
+        return self.loaded.net.run(feeds)
+
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime over the exported graphs (CPU robots, CI; CUDA provider if asked)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model_dir: Path, *, device: str = "cpu", threads: int = 0) -> None:
+        from ws3d_ros.models.checkpoint import load_model
+
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendError(
+                "onnxruntime is not installed (pip install onnxruntime); fallback: backend torch"
+            ) from exc
+        meta = read_model_json(model_dir)
+        super().__init__(load_model(model_dir / meta["checkpoint"]), "cpu")
+        self.meta = meta
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendError(
+                    "onnxruntime has no CUDA provider here (install onnxruntime-gpu); "
+                    "fallback: device cpu"
+                )
+            providers.insert(0, "CUDAExecutionProvider")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._net = ort.InferenceSession(str(model_dir / meta["net_onnx"]), opts, providers=providers)
+        self._clip = ort.InferenceSession(
+            str(model_dir / meta["clip_onnx"]), opts, providers=providers
+        )
+        self._net_inputs = [i.name for i in self._net.get_inputs()]
+        self._clip_input = self._clip.get_inputs()[0].name
+
+    def _dense(self, batch: np.ndarray) -> np.ndarray:
+        return self._clip.run(None, {self._clip_input: batch.astype(np.float32)})[0]
+
+    def run_net(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self._net.run(list(self.meta["outputs"]), {k: feeds[k] for k in self._net_inputs})
+        return dict(zip(self.meta["outputs"], outs, strict=True))
+
+
+def create_backend(name: str, path: Path, *, device: str = "cpu", fp16: bool = False) -> Backend:
+    """Backend ``name`` over a model directory or (torch only) a checkpoint file."""
+    if name not in BACKENDS:
+        raise BackendError(f"backend must be one of {BACKENDS}, found {name!r}")
+    if not path.exists():
+        raise BackendError(f"model {path} does not exist")
+    if name == "torch":
+        return TorchBackend.from_checkpoint(checkpoint_path(path), device=device)
+    if not path.is_dir():
+        raise BackendError(
+            f"backend {name} needs an exported model directory; {path} is a file "
+            "(run `ws3d export --checkpoint FILE --out DIR`, or use backend torch)"
+        )
+    if name == "onnxruntime":
+        return OnnxRuntimeBackend(path, device=device)
+    from ws3d_ros.runtime.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(path, device=device, fp16=fp16)
