@@ -90,7 +90,12 @@ class Backend(ABC):
         from ws3d_ros.models.clip.dense import preprocess
 
         norm = self.loaded.clip.norm
-        return np.stack([preprocess(im, self.image_size, norm).numpy() for im in images])
+        return np.stack(
+            [
+                preprocess(im, self.image_size, mean=norm.mean, std=norm.std).numpy()
+                for im in images
+            ]
+        )
 
     def clip_features(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         if not images:
@@ -114,7 +119,13 @@ class TorchBackend(Backend):
         from ws3d_ros.models.clip.dense import ClipDenseEncoder
 
         super().__init__(loaded, device)
-        self.dense = ClipDenseEncoder(loaded.clip.model).to(device).eval()
+        self.dense = ClipDenseEncoder.from_clip(loaded.clip.model).to(device).eval()
+        stride = self.dense.stride
+        if any(v % stride for v in self.image_size):
+            raise BackendError(
+                f"clip.image_size {list(self.image_size)} must be multiples of the image "
+                f"tower's patch size {stride}"
+            )
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, device: str = "cpu") -> TorchBackend:

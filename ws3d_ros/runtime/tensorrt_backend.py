@@ -47,7 +47,7 @@ PROFILE: dict[str, tuple[int, int, int]] = {
 
 def _dims_of(name: str, n_stages: int) -> list[str]:
     """Symbolic dim names of one exported input (first axis; images: B, 3, H, W)."""
-    if name == "images":
+    if name in ("image", "images"):
         return ["B", "", "H", "W"]
     table = {
         "voxel_feats": "M0",
@@ -205,7 +205,8 @@ class TensorRTBackend(Backend):
         return {k: v.cpu().numpy() for k, v in outputs.items()}
 
     def _dense(self, batch: np.ndarray) -> np.ndarray:
-        return next(iter(self._run(self._clip, self._clip_ctx, {"images": batch}).values()))
+        name = self._clip.get_tensor_name(0)
+        return next(iter(self._run(self._clip, self._clip_ctx, {name: batch}).values()))
 
     def run_net(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = self._run(self._net, self._net_ctx, feeds)
