@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 REQS := requirements/base.txt requirements/ros.txt requirements/dev.txt
 STAMP := $(VENV)/.installed
+# Source folders ruff checks; `training/` appears with the training issue, so
+# only the folders that exist are passed (ruff fails on a missing path).
+LINT_DIRS := $(wildcard ws3d_ros training tests bench scripts launch)
 export HF_HUB_OFFLINE := 1
 export PYTHONHASHSEED := 0
 # Fast DDS on loopback only: tests never send traffic off this machine.
@@ -32,14 +35,23 @@ test: venv  ## run the test suite (CI runs exactly this)
 	$(PY) scripts/run_tests.py
 
 lint: venv  ## ruff over the package, tests, bench and scripts
-	$(VENV)/bin/ruff check ws3d_ros training tests bench scripts launch
-	$(VENV)/bin/ruff format --check ws3d_ros training tests bench scripts launch
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 
 bench: venv  ## print the benchmark tables (not a test)
 	$(PY) bench/run_all.py
 
 demo: venv  ## the whole loop on the embedded default (see README)
-	$(PY) -m ws3d_ros.cli.main demo --out demo_out
+	@if $(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('ws3d_ros.cli.demo') is None)"; then \
+		$(PY) -m ws3d_ros.cli.main demo --out demo_out; \
+	else \
+		echo "make demo: not yet - the full loop (sim -> train -> export -> node -> scores) lands with the demo issue."; \
+		echo "make demo: running the part that exists today: ws3d sim, then ws3d info."; \
+		rm -rf demo_out/sim_bag && \
+		$(PY) -m ws3d_ros.cli.main sim --out demo_out/sim_bag --frames 20 --quiet \
+			--preview demo_out/sim_preview.png && \
+		$(PY) -m ws3d_ros.cli.main info demo_out/sim_bag; \
+	fi
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build install log demo_out .pytest_cache *.egg-info

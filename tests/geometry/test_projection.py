@@ -226,3 +226,39 @@ def test_project_points_zbuffer_and_several_cameras() -> None:
     ref_back = project_points(pts, back, T_back, zbuffer_block=4)
     np.testing.assert_array_equal(both[1].mask, ref_back.mask)
     assert not (both[0].mask & both[1].mask).any()  # opposite cameras see disjoint points
+
+
+@pytest.mark.parametrize(
+    ("model", "D", "width", "height", "fx", "cx", "cy"),
+    [
+        ("plumb_bob", (-0.3691481, 0.1968681, 0.001353473, 0.0005677587, -0.06770705), 1392, 512,
+         959.8, 696.0, 224.2),
+        ("rational_polynomial", (0.52, -2.6, 0.0007, -0.0003, 1.55, 0.40, -2.43, 1.48), 1280, 720,
+         640.2, 651.3, 362.7),
+        ("equidistant", (-0.013, 0.021, -0.017, 0.0043), 1024, 768, 300.0, 511.8, 383.2),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lidar_points_match_cv2_project_points(
+    model: str, D: tuple, width: int, height: int, fx: float, cx: float, cy: float, dtype
+) -> None:
+    """LiDAR-frame points through the extrinsics: equal to OpenCV within 1e-3 px.
+
+    OpenCV gets the same transform as ``rvec``/``tvec``; ``cv2.fisheye.projectPoints``
+    is the reference for the equidistant model.
+    """
+    cam = CameraModel.from_intrinsics(
+        width, height, fx, fx * 0.998, cx, cy, D=D, distortion_model=model
+    )
+    pts = sweep(40000).astype(dtype)
+    proj = project_points(pts, cam, T_CAM_FROM_LIDAR)
+    assert proj.mask.sum() > 3000
+    inside = pts[proj.mask].astype(np.float64).reshape(-1, 1, 3)
+    rvec = np.ascontiguousarray(cv2.Rodrigues(T_CAM_FROM_LIDAR.rotation)[0])
+    tvec = np.ascontiguousarray(T_CAM_FROM_LIDAR.translation.reshape(3, 1))
+    if model == "equidistant":
+        ref, _ = cv2.fisheye.projectPoints(inside, rvec, tvec, cam.K, cam.D)
+    else:
+        ref, _ = cv2.projectPoints(inside, rvec, tvec, cam.K, cam.D)
+    err = np.abs(proj.uv[proj.mask].astype(np.float64) - ref[:, 0])
+    assert err.max() <= 1e-3, err.max()

@@ -153,13 +153,15 @@ def file_info(path: Path) -> dict[str, Any]:
             raise Ws3dError(
                 f"{path}: {raw.size} floats is not a multiple of 4 (x, y, z, intensity)"
             )
-        pts = raw.reshape(-1, 4)
+        pts = raw.reshape(-1, 4).astype(np.float64)  # float64: rounded values print cleanly
         out.update(
             kind="kitti_velodyne",
             points=len(pts),
             min=pts[:, :3].min(0).round(2).tolist() if len(pts) else None,
             max=pts[:, :3].max(0).round(2).tolist() if len(pts) else None,
-            intensity=[float(pts[:, 3].min()), float(pts[:, 3].max())] if len(pts) else None,
+            intensity=[round(float(pts[:, 3].min()), 4), round(float(pts[:, 3].max()), 4)]
+            if len(pts)
+            else None,
         )
     elif path.suffix == ".label":
         raw = np.fromfile(path, dtype=np.uint32)

@@ -7,7 +7,9 @@ Contract:
   (PointCloud2 with ``label``/``instance`` fields); every choice can be
   overridden by name.
 - Calibration comes from ``/tf_static`` (camera optical frame <- LiDAR frame)
-  plus each camera's CameraInfo, or from a calibration override
+  plus each camera's CameraInfo (the latest one received; every camera starts
+  with its first one in the bag, whatever order the recorder logged image and
+  info in), or from a calibration override
   (``{camera: Transform}``), e.g. loaded from a KITTI ``calib.txt``.
 - Messages stream in log order through the project's
   :class:`~ws3d_ros.sync.PivotSynchronizer`: the sweep drives the output, a
@@ -16,13 +18,15 @@ Contract:
   bounded by the synchroniser queues, not by the bag size.
 - Bad messages (codec errors) are counted by reason in :class:`FrameStats`
   and skipped; they never stop iteration.
+- :func:`assemble_frame` (one synchronised set of messages -> Frame) is shared
+  with the perception node, so a sweep becomes the same Frame live and offline.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,7 +265,10 @@ class BagFrames:
             queue_size=self.queue_size,
             offsets_ns=offsets,
         )
-        latest_info: dict[str, Any] = {}
+        # Prime each camera with its first CameraInfo: recorders interleave an image
+        # and its camera_info in either order, and the first sweep must not lose
+        # its cameras because the info was logged a moment after the image.
+        latest_info = self._first_camera_infos(infos)
         wanted = [self.topics.points, *cams, *infos]
         if self.topics.labels is not None:
             wanted.append(self.topics.labels)
@@ -300,6 +307,23 @@ class BagFrames:
         for reason, count in sync.drops.items():
             self.stats.dropped[f"sync_{reason}"] += count
 
+    def _first_camera_infos(self, infos: Mapping[str, str]) -> dict[str, Any]:
+        """Camera name -> its first CameraInfo (reads only until every camera has one)."""
+        first: dict[str, Any] = {}
+        counts = self._reader.topics
+        pending = {
+            topic: name
+            for topic, name in infos.items()
+            if name not in self.camera_models and counts[topic].count > 0
+        }
+        if not pending:
+            return first
+        for topic, _, msg in self._reader.messages(list(pending)):
+            first.setdefault(pending[topic], msg)
+            if len(first) == len(pending):
+                break
+        return first
+
     def _camera_model(self, name: str, info_msg: Any | None) -> CameraModel | None:
         if name in self.camera_models:
             return self.camera_models[name]
@@ -313,68 +337,144 @@ class BagFrames:
     ) -> Frame | None:
         items = dict(zip(streams, matched.items, strict=True))
         stamps = dict(zip(streams, matched.stamps_ns, strict=True))
-        cloud_msg = items["points"]
-        try:
-            points = cloud_to_array(cloud_msg).reshape(-1)
-        except Ws3dError as exc:
-            self.stats.dropped["bad_cloud"] += 1
-            log.warning("sweep at %d skipped: %s", stamps["points"], exc)
-            return None
-        lidar_frame = cloud_msg.header.frame_id
         labels = instances = None
+        n_points: int | None = None
         if LABELS_STREAM in items:
             if items[LABELS_STREAM] is None:
                 self.stats.missing_images["labels"] += 1
             else:
                 try:
                     labels, instances = _labels_from_cloud(items[LABELS_STREAM])
-                    if len(labels) != len(points):
-                        raise Ws3dError(
-                            f"labels cloud has {len(labels)} points, sweep has {len(points)}"
-                        )
+                    n_points = len(labels)
                 except Ws3dError as exc:
                     self.stats.dropped["bad_labels"] += 1
                     log.warning("labels at %d ignored: %s", stamps["points"], exc)
-                    labels = instances = None
-        views = []
-        for cam in self.topics.cameras:
-            info = latest_info.get(cam.name)
-            try:
-                model = self._camera_model(cam.name, info)
-            except CalibrationError as exc:
-                self.stats.dropped["bad_camera_info"] += 1
-                log.warning("camera %s: %s", cam.name, exc)
-                model = None
-            if model is None:
-                self.stats.missing_images[cam.name] += 1
-                continue
-            T = self.extrinsics(cam.name, model.frame_id or cam.name, lidar_frame)
-            image = None
-            msg = items.get(cam.name)
-            if msg is not None and self.decode_images:
-                try:
-                    image = to_rgb8(msg)
-                except Ws3dError as exc:
-                    self.stats.dropped["bad_image"] += 1
-                    log.warning("camera %s image skipped: %s", cam.name, exc)
-            elif msg is not None:
-                image = np.empty((0, 0, 3), np.uint8)
-            if image is None:
-                self.stats.missing_images[cam.name] += 1
-            views.append(CameraView(cam.name, model, T, image, stamps.get(cam.name)))
-        self.stats.frames += 1
-        if all(v.image is not None for v in views) and len(views) == len(self.topics.cameras):
-            self.stats.frames_with_all_cameras += 1
-        return Frame(
-            stamp_ns=stamps["points"],
-            frame_id=lidar_frame,
-            points=points,
-            views=views,
-            labels=labels,
-            instances=instances,
+        frame = assemble_frame(
+            items,
+            stamps,
+            [c.name for c in self.topics.cameras],
+            lambda name: self._camera_model(name, latest_info.get(name)),
+            self.extrinsics,
+            self.stats,
+            decode_images=self.decode_images,
             index=index,
             source=str(self.path),
         )
+        if frame is not None and labels is not None:
+            if n_points == len(frame.points):
+                frame.labels, frame.instances = labels, instances
+            else:
+                self.stats.dropped["bad_labels"] += 1
+                log.warning(
+                    "labels at %d ignored: labels cloud has %d points, sweep has %d",
+                    stamps["points"],
+                    n_points,
+                    len(frame.points),
+                )
+        return frame
+
+
+def cloud_problem(points: np.ndarray) -> str | None:
+    """Why a decoded sweep cannot be labelled at all: ``"empty_cloud"`` (no points) or
+    ``"nonfinite_cloud"`` (no point has finite x, y, z); ``None`` when usable.
+
+    A sweep with SOME non-finite points is usable (organised clouds mark missing
+    returns with NaN); those points come out unknown.
+    """
+    if len(points) == 0:
+        return "empty_cloud"
+    xyz = np.stack([points["x"], points["y"], points["z"]], axis=-1)
+    if not np.isfinite(xyz).all(axis=-1).any():
+        return "nonfinite_cloud"
+    return None
+
+
+def assemble_frame(
+    items: Mapping[str, Any],
+    stamps: Mapping[str, int | None],
+    cameras: Sequence[str],
+    camera_model: Callable[[str], CameraModel | None],
+    extrinsics: Callable[[str, str, str], Transform],
+    stats: FrameStats,
+    *,
+    decode_images: bool = True,
+    reject_unusable: bool = False,
+    skip_uncalibrated: bool = False,
+    index: int = 0,
+    source: str = "",
+) -> Frame | None:
+    """One synchronised set of messages -> :class:`Frame` (shared by the bag reader and
+    the perception node).
+
+    ``items``/``stamps`` map stream names (``"points"`` and each camera name) to the
+    message and header stamp, ``None`` for a camera missing from the set.
+    ``camera_model(name)`` gives the camera's model (``None``: no camera_info yet; a
+    :class:`CalibrationError` counts ``bad_camera_info``); ``extrinsics(camera,
+    camera_frame, lidar_frame)`` gives ``T_cam_from_lidar``. A camera without a model
+    (or, with ``skip_uncalibrated``, without extrinsics: ``no_extrinsics``) has no view;
+    a camera whose image is missing or undecodable (``bad_image``) has a view with
+    ``image=None``; both count in ``stats.missing_images``. Returns ``None`` (counted in
+    ``stats.dropped``) when the cloud cannot be decoded (``bad_cloud``) or, with
+    ``reject_unusable``, has no usable point (:func:`cloud_problem`).
+    """
+    cloud_msg = items["points"]
+    try:
+        points = cloud_to_array(cloud_msg).reshape(-1)
+    except Ws3dError as exc:
+        stats.dropped["bad_cloud"] += 1
+        log.warning("sweep at %s skipped: %s", stamps.get("points"), exc)
+        return None
+    if reject_unusable:
+        problem = cloud_problem(points)
+        if problem is not None:
+            stats.dropped[problem] += 1
+            log.warning("sweep at %s skipped: %s", stamps.get("points"), problem)
+            return None
+    lidar_frame = cloud_msg.header.frame_id
+    views = []
+    for name in cameras:
+        try:
+            model = camera_model(name)
+        except CalibrationError as exc:
+            stats.dropped["bad_camera_info"] += 1
+            log.warning("camera %s: %s", name, exc)
+            model = None
+        if model is None:
+            stats.missing_images[name] += 1
+            continue
+        try:
+            T = extrinsics(name, model.frame_id or name, lidar_frame)
+        except CalibrationError as exc:
+            if not skip_uncalibrated:
+                raise
+            stats.dropped["no_extrinsics"] += 1
+            stats.missing_images[name] += 1
+            log.warning("camera %s not used: %s", name, exc)
+            continue
+        image = None
+        msg = items.get(name)
+        if msg is not None and decode_images:
+            try:
+                image = to_rgb8(msg)
+            except Ws3dError as exc:
+                stats.dropped["bad_image"] += 1
+                log.warning("camera %s image skipped: %s", name, exc)
+        elif msg is not None:
+            image = np.empty((0, 0, 3), np.uint8)
+        if image is None:
+            stats.missing_images[name] += 1
+        views.append(CameraView(name, model, T, image, stamps.get(name)))
+    stats.frames += 1
+    if len(views) == len(cameras) and all(v.image is not None for v in views):
+        stats.frames_with_all_cameras += 1
+    return Frame(
+        stamp_ns=int(stamps["points"]),  # type: ignore[arg-type]
+        frame_id=lidar_frame,
+        points=points,
+        views=views,
+        index=index,
+        source=source,
+    )
 
 
 def iter_frames(path: str | Path, **kwargs: Any) -> Iterator[Frame]:

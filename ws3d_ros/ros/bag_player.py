@@ -5,6 +5,8 @@ For machines without ``ros2 bag play``. Contract:
   decode/re-encode, so any message type the local ROS install knows plays.
 - Timing follows the bag's log stamps scaled by ``1/rate``; ``loop`` replays
   forever (header stamps then go back in time, as with ``ros2 bag play -l``).
+- A topic whose message type the local ROS install lacks is skipped with a
+  warning (an error when it was asked for with ``topics``).
 - Latched topics in the bag (transient-local, e.g. ``/tf_static``) get a
   transient-local publisher so late subscribers still receive them.
 - ``clock=True`` publishes ``/clock`` (rosgraph_msgs/Clock) with the bag time
@@ -18,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import rclpy
 from rclpy.node import Node
@@ -64,9 +67,20 @@ class BagPlayer(Node):
         unknown = wanted - set(infos)
         if unknown:
             raise BagError(f"topics not in {self.bag_path}: {sorted(unknown)}")
-        self._publishers = {}
+        # Not ``_publishers``: rclpy.Node keeps its own list under that name.
+        self._topic_pubs: dict[str, Any] = {}
+        self.skipped: dict[str, str] = {}  # topic -> why it is not played
         for name in sorted(wanted):
             info = infos[name]
+            try:
+                msg_cls = kit.cls(info.msgtype)
+            except Ws3dError as exc:
+                if topics:  # asked for by name: the user must know it cannot play
+                    raise
+                # E.g. tf2_msgs with only the PyPI ROS wheels: play the rest.
+                self.skipped[name] = str(exc)
+                self.get_logger().warning(f"not playing {name}: {exc}")
+                continue
             qos = QoSProfile(
                 history=HistoryPolicy.KEEP_LAST,
                 depth=1 if info.latched else 100,
@@ -75,10 +89,10 @@ class BagPlayer(Node):
                     DurabilityPolicy.TRANSIENT_LOCAL if info.latched else DurabilityPolicy.VOLATILE
                 ),
             )
-            self._publishers[name] = self.create_publisher(
-                kit.cls(info.msgtype), self.remap.get(name, name), qos
-            )
-        self.topics = sorted(wanted)
+            self._topic_pubs[name] = self.create_publisher(msg_cls, self.remap.get(name, name), qos)
+        if not self._topic_pubs:
+            raise BagError(f"no topic of {self.bag_path} can be played: {self.skipped}")
+        self.topics = sorted(self._topic_pubs)
         self._clock_pub = None
         if clock:
             from rosgraph_msgs.msg import Clock
@@ -121,7 +135,7 @@ class BagPlayer(Node):
                         first = log_ns
                     self._sleep_until(start + wall_delay(log_ns, first, self.rate), start, first)
                     self._publish_clock(log_ns)
-                    self._publishers[topic].publish(bytes(raw))
+                    self._topic_pubs[topic].publish(bytes(raw))
                     self.published += 1
                     if on_message is not None:
                         on_message(topic, log_ns)
