@@ -142,4 +142,3 @@ def run(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary, indent=2, default=str))
     return 0
-

@@ -21,6 +21,7 @@ Everything is gather/matmul: it exports to ONNX and TensorRT with dynamic N.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -30,7 +31,7 @@ from torch import nn
 
 def mlp(channels: list[int], *, last_act: bool = False) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for k, (a, b) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
+    for k, (a, b) in enumerate(itertools.pairwise(channels)):
         layers.append(nn.Linear(a, b))
         if k < len(channels) - 2 or last_act:
             layers.append(nn.LayerNorm(b))
@@ -88,7 +89,9 @@ class PanopticHead(nn.Module):
         else:
             delta = torch.sigmoid(self.gate(x)) * self.clip_proj(clip)
         fused = l2norm(e3d + seen * delta)
-        offsets = self.offsets(feats) if self.offsets is not None else torch.zeros_like(feats[:, :3])
+        offsets = (
+            self.offsets(feats) if self.offsets is not None else torch.zeros_like(feats[:, :3])
+        )
         return fused, l2norm(e3d), offsets
 
     @property

@@ -46,7 +46,9 @@ def read_model_json(model_dir: Path) -> dict[str, Any]:
         )
     meta = json.loads(path.read_text())
     if meta.get("format") != MODEL_FORMAT:
-        raise BackendError(f"{path}: unknown format {meta.get('format')!r}, expected {MODEL_FORMAT}")
+        raise BackendError(
+            f"{path}: unknown format {meta.get('format')!r}, expected {MODEL_FORMAT}"
+        )
     return meta
 
 
@@ -91,10 +93,7 @@ class Backend(ABC):
 
         norm = self.loaded.clip.norm
         return np.stack(
-            [
-                preprocess(im, self.image_size, mean=norm.mean, std=norm.std).numpy()
-                for im in images
-            ]
+            [preprocess(im, self.image_size, mean=norm.mean, std=norm.std).numpy() for im in images]
         )
 
     def clip_features(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -180,7 +179,9 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             opts.intra_op_num_threads = threads
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._net = ort.InferenceSession(str(model_dir / meta["net_onnx"]), opts, providers=providers)
+        self._net = ort.InferenceSession(
+            str(model_dir / meta["net_onnx"]), opts, providers=providers
+        )
         self._clip = ort.InferenceSession(
             str(model_dir / meta["clip_onnx"]), opts, providers=providers
         )

@@ -128,7 +128,9 @@ def export_model(
     log.info("exported net.onnx in %.1f s", time.perf_counter() - t)
     t = time.perf_counter()
     h, w = (int(v) for v in config.clip["image_size"])
-    export_dense_onnx(ClipDenseEncoder.from_clip(loaded.clip.model).eval(), out / "clip_image.onnx", (h, w))
+    export_dense_onnx(
+        ClipDenseEncoder.from_clip(loaded.clip.model).eval(), out / "clip_image.onnx", (h, w)
+    )
     log.info("exported clip_image.onnx in %.1f s", time.perf_counter() - t)
     if checkpoint.resolve() != (out / "checkpoint.pt").resolve():
         shutil.copyfile(checkpoint, out / "checkpoint.pt")
@@ -148,9 +150,7 @@ def export_model(
             "std": list(norm.std),
         },
         "embed_dim": loaded.embed_dim,
-        "sha256": {
-            f: file_hash(out / f) for f in ("net.onnx", "clip_image.onnx", "checkpoint.pt")
-        },
+        "sha256": {f: file_hash(out / f) for f in ("net.onnx", "clip_image.onnx", "checkpoint.pt")},
     }
     (out / MODEL_JSON).write_text(json.dumps(meta, indent=2))
 

@@ -44,4 +44,4 @@ class PanopticResult:
 
     @property
     def num_instances(self) -> int:
-        return int(len(np.unique(self.instance[self.instance > 0])))
+        return len(np.unique(self.instance[self.instance > 0]))
