@@ -19,6 +19,7 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,13 @@ def _export_net(net: Any, example: dict[str, np.ndarray], names: list[str], path
     for level in range(n_stages):
         dims[f"down_{level}"] = {0: levels[level + 1]}
         dims[f"up_{level}"] = {0: levels[level]}
-    shapes = tuple(dims[n] for n in names)
+    # forward(*dense, *sparse): the varargs take one nested tuple of specs.
+    n_dense = names.index("subm_0")
+    shapes = (*(dims[n] for n in names[:n_dense]), tuple(dims[n] for n in names[n_dense:]))
     net = net.eval()
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        # Axes sharing one Dim keep one name; the exporter warns about each: expected.
+        warnings.filterwarnings("ignore", message="# The axis name")
         program = torch.onnx.export(
             net,
             args,
@@ -86,6 +91,7 @@ def _export_net(net: Any, example: dict[str, np.ndarray], names: list[str], path
             output_names=list(OUTPUTS),
             dynamo=True,
             optimize=True,
+            verbose=False,
         )
     program.save(str(path))
 

@@ -1,0 +1,1 @@
+"""Tests of the sparse LiDAR encoder (ws3d_ros.models.sparse)."""
