@@ -99,7 +99,9 @@ def preprocess(
         )
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ClipInputError(f"preprocess expects shape (H, W, 3), got {rgb.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+    # Bag images are read-only zero-copy views; torch wants a writable buffer.
+    rgb = np.ascontiguousarray(rgb) if rgb.flags.writeable else np.array(rgb, order="C")
+    x = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
     if size is not None and (int(size[0]), int(size[1])) != tuple(x.shape[1:]):
         x = F.interpolate(
             x[None], size=(int(size[0]), int(size[1])), mode="bilinear", antialias=True
