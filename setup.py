@@ -45,6 +45,7 @@ setup(
         "console_scripts": [
             "ws3d = ws3d_ros.cli.main:main",
             "bag_player = ws3d_ros.ros.bag_player:main",
+            "perception_node = ws3d_ros.ros.perception_node:main",
         ],
     },
 )
