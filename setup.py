@@ -46,6 +46,7 @@ setup(
             "ws3d = ws3d_ros.cli.main:main",
             "bag_player = ws3d_ros.ros.bag_player:main",
             "perception_node = ws3d_ros.ros.perception_node:main",
+            "click_labeler = ws3d_ros.ros.click_labeler:main",
         ],
     },
 )

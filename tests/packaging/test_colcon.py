@@ -68,7 +68,7 @@ def test_package_xml_is_format3_ament_python() -> None:
 
 def test_executables_in_lib_package_dir(install_tree: Path) -> None:
     lib = install_tree / "lib" / "ws3d_ros"
-    for exe in ("ws3d", "bag_player", "perception_node"):
+    for exe in ("ws3d", "bag_player", "perception_node", "click_labeler"):
         assert (lib / exe).is_file(), sorted(p.name for p in lib.iterdir())
         assert os.access(lib / exe, os.X_OK)
 

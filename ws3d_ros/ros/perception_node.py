@@ -1,0 +1,614 @@
+"""The ``ws3d_perception`` node: a thin rclpy adapter over :class:`Pipeline`.
+
+Contract (docs/DESIGN.md, "ROS interface contract"; parameters in
+:mod:`ws3d_ros.ros.params`, the one source of truth):
+- Subscribes ``points`` (PointCloud2) and, per camera namespace listed in ``cameras``,
+  ``<ns>/image`` (Image) and ``<ns>/camera_info`` (CameraInfo, cached per camera), with
+  the sensor-data QoS by default; ``/tf_static`` when tf2_msgs is importable and
+  ``use_tf_static`` is true.
+- The LiDAR sweep drives the output (:class:`~ws3d_ros.sync.PivotSynchronizer`, wall-time
+  ``sync.timeout``): a sweep whose images are late is still labelled, the late cameras
+  on the LiDAR-only path, and counted in diagnostics. A sweep stamp earlier than the
+  previous one (a bag loop) resets the synchroniser (``events.sync_reset``).
+- Synchronised sets go to an :class:`~ws3d_ros.ros.worker.InferenceWorker` (latest wins,
+  ``queue_depth``): the executor never runs the model; stale sets are dropped and counted
+  (``drops.queue.stale``). The worker turns a set into a Frame with the bag reader's
+  :func:`~ws3d_ros.data.frames.assemble_frame`, runs the pipeline and publishes.
+- Publishes ``panoptic/points``, ``panoptic/label_map`` (transient local, again on every
+  vocabulary change), ``panoptic/overlay`` and ``panoptic/instances`` (switchable) with
+  the input's stamp and frame, and ``/diagnostics`` every ``diagnostics_period``.
+- Parameters are validated in an on-set callback (a bad value is refused with the reason
+  and the old value stays); accepted vocabulary changes are encoded on the worker thread
+  before the next frame, never on the executor.
+- Bad input (undecodable clouds/images/camera_info, clouds with no finite point or no
+  points, missing camera_info or extrinsics) is dropped with a throttled log line and a
+  counter; the node keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
+
+from ws3d_ros.data.frames import FrameStats, assemble_frame
+from ws3d_ros.errors import Ws3dError
+from ws3d_ros.geometry.camera import CameraModel
+from ws3d_ros.msg.kit import rclpy_kit, stamp_to_ns
+from ws3d_ros.msg.pointcloud2 import cloud_to_array
+from ws3d_ros.ros import params as P
+from ws3d_ros.ros.calibration import CameraExtrinsics
+from ws3d_ros.ros.diagnostics import NodeDiagnostics, ThrottleFilter
+from ws3d_ros.ros.markers import instance_boxes, instance_markers, overlay_for
+from ws3d_ros.ros.worker import InferenceWorker
+from ws3d_ros.runtime.outputs import label_map_message, panoptic_cloud
+from ws3d_ros.sync import MatchedSet, PivotSynchronizer
+
+__all__ = ["PerceptionNode", "main"]
+
+_TYPES = {
+    "bool": ParameterType.PARAMETER_BOOL,
+    "integer": ParameterType.PARAMETER_INTEGER,
+    "double": ParameterType.PARAMETER_DOUBLE,
+    "string": ParameterType.PARAMETER_STRING,
+    "string_array": ParameterType.PARAMETER_STRING_ARRAY,
+    "double_array": ParameterType.PARAMETER_DOUBLE_ARRAY,
+}
+_PARAM_TYPES = {
+    "bool": Parameter.Type.BOOL,
+    "integer": Parameter.Type.INTEGER,
+    "double": Parameter.Type.DOUBLE,
+    "string": Parameter.Type.STRING,
+    "string_array": Parameter.Type.STRING_ARRAY,
+    "double_array": Parameter.Type.DOUBLE_ARRAY,
+}
+_VOCAB_PARAMS = {"classes", "thing_classes", "prompt_templates"}
+_NS = 1_000_000_000
+_THROTTLE_S = 5.0
+
+PipelineFactory = Callable[[Mapping[str, Any]], Any]
+
+
+def descriptor(spec: P.ParamSpec) -> ParameterDescriptor:
+    """rclpy descriptor of a :class:`~ws3d_ros.ros.params.ParamSpec`."""
+    d = ParameterDescriptor(
+        name=spec.name,
+        type=_TYPES[spec.type],
+        description=spec.description,
+        additional_constraints=spec.constraint_text(),
+        read_only=spec.read_only,
+    )
+    if spec.range is not None and spec.type == "double":
+        d.floating_point_range = [
+            FloatingPointRange(
+                from_value=float(spec.range[0]), to_value=float(spec.range[1]), step=0.0
+            )
+        ]
+    elif spec.range is not None and spec.type == "integer":
+        d.integer_range = [
+            IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=1)
+        ]
+    return d
+
+
+def _plain(value: Any) -> Any:
+    """rclpy parameter value -> plain Python (arrays to lists)."""
+    if isinstance(value, str | bool | int | float) or value is None:
+        return value
+    return list(value)
+
+
+def load_pipeline(values: Mapping[str, Any]) -> Any:
+    """The :class:`Pipeline` the parameters ask for (model_path, backend, device, mode)."""
+    from ws3d_ros.runtime.pipeline import Pipeline
+
+    if values["model_path"]:
+        return Pipeline.load(
+            values["model_path"],
+            backend=values["backend"],
+            device=values["device"],
+            mode=values["mode"],
+            fp16=values["fp16"],
+            score_threshold=values["score_threshold"],
+        )
+    if values["mode"] != "zero_shot":
+        raise Ws3dError(
+            f"mode {values['mode']!r} needs model_path (trained 3D weights); set model_path "
+            "or use mode zero_shot"
+        )
+    from ws3d_ros.models.config import ModelConfig
+
+    config = ModelConfig.from_yaml(values["model_config"] or None)
+    return Pipeline.zero_shot(
+        config, device=values["device"], score_threshold=values["score_threshold"]
+    )
+
+
+@dataclass
+class _Job:
+    """One synchronised set on its way to the worker."""
+
+    matched: MatchedSet
+    received_ns: int  # monotonic time the sweep arrived
+
+
+class PerceptionNode(Node):
+    """See the module docstring. ``pipeline`` (or ``pipeline_factory(values)``) replaces
+    :func:`load_pipeline`, e.g. to wrap the real pipeline in tests."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Any | None = None,
+        pipeline_factory: PipelineFactory | None = None,
+        node_name: str = P.NODE_NAME,
+        **node_kwargs: Any,
+    ) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self._sync_lock = threading.RLock()  # synchroniser state: inputs, timer, parameters
+        self._kit = rclpy_kit()
+        self._values = self._declare_all()
+        try:
+            P.check_update(self._values)
+        except P.ParamError as exc:
+            raise Ws3dError(f"bad parameters: {exc}") from None
+        self.camera_names = [P.camera_name(ns) for ns in self._values["cameras"]]
+        self.diag = NodeDiagnostics()
+        self._frame_stats = FrameStats()
+        self._throttle = ThrottleFilter(_THROTTLE_S)
+        logging.getLogger("ws3d_ros.data.frames").addFilter(self._throttle)
+
+        # calibration
+        self.extrinsics = CameraExtrinsics(self.camera_names, self._values["calibration_file"])
+        self.extrinsics.set_parameters(self._values)
+        self._camera_models: dict[str, CameraModel | None] = dict.fromkeys(self.camera_names)
+
+        # pipeline (vocabulary encoded here once, before spinning)
+        if pipeline is None:
+            pipeline = (pipeline_factory or load_pipeline)(self._values)
+        self.pipeline = pipeline
+        self.pipeline.score_threshold = float(self._values["score_threshold"])
+        self._mode = self._values["mode"]
+        self._check_mode(self._mode)
+        self.pipeline.set_vocabulary(*P.vocabulary_args(self._values))
+
+        # synchronisation
+        self._sync = self._make_sync()
+        self._sync_base: dict[str, int] = {}
+        self._last_sweep_ns: int | None = None
+        self._index = 0
+
+        # outputs
+        reliable = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
+        )
+        latched = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self.pub_points = self.create_publisher(PointCloud2, "panoptic/points", reliable)
+        self.pub_label_map = self.create_publisher(String, "panoptic/label_map", latched)
+        self.pub_overlay = self.create_publisher(Image, "panoptic/overlay", reliable)
+        self.pub_instances = self.create_publisher(MarkerArray, "panoptic/instances", reliable)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._publish_label_map()
+
+        # worker
+        self.worker: InferenceWorker[_Job] = InferenceWorker(
+            self._process,
+            depth=int(self._values["queue_depth"]),
+            on_drop=lambda _job: self.diag.drop("queue.stale"),
+            on_error=self._on_worker_error,
+        ).start()
+
+        # inputs
+        if self._values["qos.sensor_data"]:
+            qos = QoSProfile(
+                history=HistoryPolicy.KEEP_LAST,
+                depth=int(self._values["qos.depth"]),
+                reliability=qos_profile_sensor_data.reliability,
+                durability=qos_profile_sensor_data.durability,
+            )
+        else:
+            qos = QoSProfile(
+                history=HistoryPolicy.KEEP_LAST,
+                depth=int(self._values["qos.depth"]),
+                reliability=ReliabilityPolicy.RELIABLE,
+            )
+        inputs = MutuallyExclusiveCallbackGroup()
+        timers = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(PointCloud2, "points", self._on_points, qos, callback_group=inputs)
+        for ns, name in zip(self._values["cameras"], self.camera_names, strict=True):
+            prefix = f"{ns.rstrip('/')}/" if ns else ""
+            self.create_subscription(
+                Image,
+                f"{prefix}image",
+                lambda msg, cam=name: self._on_image(cam, msg),
+                qos,
+                callback_group=inputs,
+            )
+            self.create_subscription(
+                CameraInfo,
+                f"{prefix}camera_info",
+                lambda msg, cam=name: self._on_camera_info(cam, msg),
+                qos,
+                callback_group=inputs,
+            )
+        self._tf_available = self._subscribe_tf_static(inputs)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
+        self._poll_timer = self.create_timer(0.01, self._poll, callback_group=timers)
+        self._diag_timer = self.create_timer(
+            float(self._values["diagnostics_period"]), self._publish_diagnostics, timers
+        )
+        self._started = time.monotonic()
+        self._update_info()
+        self.get_logger().info(
+            f"ready: backend {self._values['backend']} on {self._values['device']}, mode "
+            f"{self._mode}, cameras {self.camera_names or 'none'}, "
+            f"{len(self.pipeline.vocabulary.names)} classes"
+        )
+
+    # ----------------------------------------------------------- parameters
+    def _declare_all(self) -> dict[str, Any]:
+        cam_spec = P.spec_for("cameras")
+        cams = self.declare_parameter("cameras", cam_spec.default, descriptor(cam_spec))
+        cameras = [str(c) for c in (cams.value or [])]
+        values = {"cameras": cameras}
+        for spec in P.expand(cameras):
+            if spec.name == "cameras":
+                continue
+            if isinstance(spec.default, list) and not spec.default:
+                # rclpy infers an empty list as a byte array: declare by type, then set
+                p = self.declare_parameter(spec.name, _PARAM_TYPES[spec.type], descriptor(spec))
+                if p.type_ == Parameter.Type.NOT_SET:
+                    self.set_parameters([Parameter(spec.name, _PARAM_TYPES[spec.type], [])])
+                    p = self.get_parameter(spec.name)
+            else:
+                p = self.declare_parameter(spec.name, spec.default, descriptor(spec))
+            values[spec.name] = _plain(p.value)
+        return values
+
+    def _check_mode(self, mode: str) -> None:
+        backend = getattr(self.pipeline, "backend", None)
+        if mode != "zero_shot" and backend is not None and not getattr(backend, "has_net", True):
+            raise P.ParamError(
+                f"mode {mode!r} needs trained 3D weights; this model has CLIP only "
+                "(use mode zero_shot)"
+            )
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        proposed = dict(self._values)
+        changed = []
+        for p in params:
+            if p.name not in proposed:
+                return SetParametersResult(successful=False, reason=f"unknown {p.name}")
+            if p.type_ == Parameter.Type.NOT_SET:
+                return SetParametersResult(
+                    successful=False, reason=f"{p.name} cannot be undeclared"
+                )
+            proposed[p.name] = _plain(p.value)
+            changed.append(p.name)
+        try:
+            P.check_update(proposed, changed)
+            if "mode" in changed:
+                self._check_mode(proposed["mode"])
+        except P.ParamError as exc:
+            self.get_logger().warning(f"parameter change refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _after_set_parameters(self, params: list[Parameter]) -> None:
+        names = set()
+        for p in params:
+            self._values[p.name] = _plain(p.value)
+            names.add(p.name)
+        if names & _VOCAB_PARAMS:
+            args = P.vocabulary_args(self._values)
+            self.worker.call_soon("vocabulary", lambda: self._apply_vocabulary(args))
+        if "score_threshold" in names:
+            self.pipeline.score_threshold = float(self._values["score_threshold"])
+        if "mode" in names:
+            self._mode = self._values["mode"]
+        if any(n.startswith("sync.") for n in names):
+            self._rebuild_sync()
+        if any(n.startswith("extrinsics.") for n in names):
+            self.extrinsics.set_parameters(self._values)
+        self._update_info()
+
+    def _apply_vocabulary(self, args: tuple[list[str], list[str], list[str]]) -> None:
+        """Worker thread: encode the new names, swap, announce the label map."""
+        try:
+            self.pipeline.set_vocabulary(*args)
+        except Ws3dError as exc:
+            self.get_logger().error(f"vocabulary not applied: {exc}")
+            self.diag.failed(f"vocabulary: {exc}")
+            return
+        self._publish_label_map()
+        self._update_info()
+        self.get_logger().info(f"vocabulary: {', '.join(self.pipeline.vocabulary.names)}")
+
+    def _update_info(self) -> None:
+        vocab = self.pipeline.vocabulary
+        self.diag.set_info(
+            backend=self._values["backend"],
+            device=self._values["device"],
+            mode=self._mode,
+            model=self._values["model_path"] or "(zero-shot CLIP)",
+            cameras=",".join(self.camera_names) or "(none)",
+            vocabulary=",".join(vocab.names),
+            vocabulary_version=getattr(self.pipeline, "vocabulary_version", ""),
+            queue_depth=self._values["queue_depth"],
+            score_threshold=self._values["score_threshold"],
+        )
+
+    # --------------------------------------------------------------- inputs
+    def _make_sync(self) -> PivotSynchronizer:
+        v = self._values
+        return PivotSynchronizer(
+            ["points", *self.camera_names],
+            "points",
+            slop_ns=round(v["sync.slop"] * _NS),
+            timeout_ns=round(v["sync.timeout"] * _NS),
+            queue_size=int(v["sync.queue_size"]),
+            offsets_ns={c: round(v[f"sync.time_offset.{c}"] * _NS) for c in self.camera_names},
+        )
+
+    def _rebuild_sync(self) -> None:
+        with self._sync_lock:
+            self._submit(self._sync.flush())
+            self._remember_sync_counts()
+            self._sync = self._make_sync()
+
+    def _remember_sync_counts(self) -> None:
+        for reason, n in self._sync.drops.items():
+            self._sync_base[reason] = self._sync_base.get(reason, 0) + n
+        for cam, n in self._sync.missing.items():
+            key = f"missing_image.{cam}"
+            self._sync_base[key] = self._sync_base.get(key, 0) + n
+
+    def _stamp(self, msg: Any, kind: str) -> int | None:
+        try:
+            return stamp_to_ns(msg.header.stamp)
+        except (AttributeError, Ws3dError, ValueError, TypeError) as exc:
+            self._bad(kind, f"{kind} without a usable header stamp: {exc}")
+            return None
+
+    def _bad(self, reason: str, text: str) -> None:
+        self.diag.drop(f"input.{reason}")
+        self.get_logger().warning(text, throttle_duration_sec=_THROTTLE_S)
+
+    def _on_points(self, msg: PointCloud2) -> None:
+        now = time.monotonic_ns()
+        self.diag.received("points", now / _NS)
+        stamp = self._stamp(msg, "points")
+        if stamp is None:
+            return
+        with self._sync_lock:
+            if self._last_sweep_ns is not None and stamp < self._last_sweep_ns:
+                self.diag.event("sync_reset")
+                self.get_logger().warning(
+                    "sweep stamp went back in time (bag loop?): synchroniser reset",
+                    throttle_duration_sec=_THROTTLE_S,
+                )
+                self._submit(self._sync.flush())
+                self._remember_sync_counts()
+                self._sync = self._make_sync()
+            self._last_sweep_ns = stamp
+            self._submit(self._sync.add("points", stamp, (msg, now), now))
+
+    def _on_image(self, camera: str, msg: Image) -> None:
+        now = time.monotonic_ns()
+        self.diag.received(f"{camera}/image", now / _NS)
+        stamp = self._stamp(msg, "image")
+        if stamp is None:
+            return
+        with self._sync_lock:
+            self._submit(self._sync.add(camera, stamp, msg, now))
+
+    def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
+        self.diag.received(f"{camera}/camera_info", time.monotonic())
+        try:
+            model = CameraModel.from_camera_info(msg)
+        except Ws3dError as exc:
+            self._bad("bad_camera_info", f"camera {camera}: camera_info refused: {exc}")
+            return
+        self._camera_models[camera] = model
+
+    def _subscribe_tf_static(self, group: Any) -> bool:
+        if not self._values["use_tf_static"]:
+            return False
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            self.get_logger().info(
+                "tf2_msgs is not importable: extrinsics come from parameters or "
+                "calibration_file only"
+            )
+            return False
+        latched = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=100,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self.create_subscription(
+            TFMessage, "/tf_static", self.extrinsics.add_tf_message, latched, callback_group=group
+        )
+        return True
+
+    def _poll(self) -> None:
+        with self._sync_lock:
+            self._submit(self._sync.poll(time.monotonic_ns()))
+
+    def _submit(self, sets: list[MatchedSet]) -> None:
+        for matched in sets:
+            _, received = matched.item("points")  # type: ignore[misc]
+            self.worker.submit(_Job(matched, received))
+
+    # ------------------------------------------------------------ inference
+    def _process(self, job: _Job) -> None:
+        """Worker thread: set -> Frame -> PanopticResult -> messages."""
+        t0 = time.monotonic_ns()
+        matched = job.matched
+        cloud_msg, _ = matched.item("points")  # type: ignore[misc]
+        items: dict[str, Any] = {"points": cloud_msg}
+        stamps: dict[str, int | None] = {"points": matched.pivot_stamp_ns}
+        for cam in self.camera_names:
+            items[cam] = matched.item(cam)
+            stamps[cam] = matched.stamp(cam)
+        models = dict(self._camera_models)  # the latest camera_info of each camera
+        for cam, model in models.items():
+            if model is None:
+                self.get_logger().warning(
+                    f"no camera_info received yet for camera {cam}: its points take the "
+                    "LiDAR-only path",
+                    throttle_duration_sec=_THROTTLE_S,
+                )
+        frame = assemble_frame(
+            items,
+            stamps,
+            self.camera_names,
+            models.get,
+            self.extrinsics.lookup,
+            self._frame_stats,
+            reject_unusable=True,
+            skip_uncalibrated=True,
+            index=self._index,
+            source="ros",
+        )
+        self.diag.set_drops("input", self._frame_stats.dropped)
+        if frame is None:
+            return
+        self._index += 1
+        result = self.pipeline(frame, mode=self._mode)
+        stamp, frame_id = frame.stamp_ns, frame.frame_id
+        self.pub_points.publish(
+            panoptic_cloud(
+                cloud_to_array(cloud_msg), result, frame_id=frame_id, stamp_ns=stamp, kit=self._kit
+            )
+        )
+        vocab = self.pipeline.vocabulary
+        # optional outputs: switched on, and only computed when someone listens
+        if self._values["publish.instances"] and self.pub_instances.get_subscription_count():
+            names = {e.id: e.name for e in vocab.active}
+            boxes = instance_boxes(frame.xyz, result)
+            self.pub_instances.publish(
+                instance_markers(
+                    boxes,
+                    names,
+                    vocab.color_table(),
+                    frame_id=frame_id,
+                    stamp_ns=stamp,
+                    kit=self._kit,
+                )
+            )
+        if self._values["publish.overlay"] and self.pub_overlay.get_subscription_count():
+            image = overlay_for(frame, result, vocab.color_table(), kit=self._kit)
+            if image is not None:
+                self.pub_overlay.publish(image)
+        done = time.monotonic_ns()
+        timings = dict(result.timings)
+        timings["queue_wait"] = (t0 - job.received_ns) / 1e6
+        timings["end_to_end"] = (done - job.received_ns) / 1e6
+        self.diag.published(done / _NS, timings)
+
+    def _on_worker_error(self, exc: BaseException, job: _Job | None) -> None:
+        self.diag.failed(f"{type(exc).__name__}: {exc}")
+        self.diag.drop("inference.error")
+        self.get_logger().error(
+            f"frame not labelled: {type(exc).__name__}: {exc}", throttle_duration_sec=_THROTTLE_S
+        )
+
+    # -------------------------------------------------------------- outputs
+    def _publish_label_map(self) -> None:
+        self.pub_label_map.publish(
+            label_map_message(self.pipeline.vocabulary.label_map_json(), kit=self._kit)
+        )
+
+    def _publish_diagnostics(self) -> None:
+        with self._sync_lock:
+            counts = dict(self._sync_base)
+            for reason, n in self._sync.drops.items():
+                counts[reason] = counts.get(reason, 0) + n
+            for cam, n in self._sync.missing.items():
+                key = f"missing_image.{cam}"
+                counts[key] = counts.get(key, 0) + n
+        self.diag.set_drops("sync", counts)
+        self.diag.set_drops("frames.lidar_only", self._frame_stats.missing_images)
+        level, message, kv = self.diag.report(time.monotonic())
+        kv.append(("queue.processed", str(self.worker.stats.processed)))
+        kv.append(("queue.dropped_stale", str(self.worker.stats.dropped)))
+        kv.append(("log.suppressed", str(self._throttle.suppressed)))
+        status = DiagnosticStatus(
+            level=bytes([level]),
+            name=f"{self.get_name()}: perception",
+            message=message,
+            hardware_id=self._values["device"],
+            values=[KeyValue(key=k, value=v) for k, v in kv],
+        )
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+    # ------------------------------------------------------------ lifecycle
+    def destroy_node(self) -> None:
+        self.worker.stop()
+        logging.getLogger("ws3d_ros.data.frames").removeFilter(self._throttle)
+        super().destroy_node()
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Entry point of ``perception_node`` (``ros2 run ws3d_ros perception_node``)."""
+    rclpy.init(args=list(args) if args is not None else sys.argv)
+    node = None
+    try:
+        node = PerceptionNode()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    except Ws3dError as exc:
+        print(f"perception_node: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
