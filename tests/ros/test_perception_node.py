@@ -215,3 +215,20 @@ def test_changing_classes_live_updates_label_map_and_labels(rig: Rig, sim: SimMe
     # the label map is latched: a late subscriber gets the current one
     assert json.loads(rig.rec.messages("panoptic/label_map")[-1].data) == new
     assert rig.node.get_parameter("classes").type_.value == ParameterType.PARAMETER_STRING_ARRAY
+
+
+def test_lidar_only_mode_does_not_wait_for_images(rig: Rig, sim: SimMessages) -> None:
+    (result,) = rig.set_parameters([Parameter("mode", value="lidar_only")])
+    assert result.successful, result.reason
+    try:
+        before = int(rig.diagnostics().get("drops.sync.missing_image.camera", 0))
+        stamp = rig.clock.next()  # type: ignore[attr-defined]
+        rig.send_frame(sim, 0, stamp, image=False)
+        out = rig.wait_output(stamp)
+        assert len(labels_of(out)) == len(sim.points[0])
+        # No image was awaited, so none is reported late.
+        after = int(rig.diagnostics().get("drops.sync.missing_image.camera", 0))
+        assert after == before
+    finally:
+        (result,) = rig.set_parameters([Parameter("mode", value="fusion")])
+        assert result.successful, result.reason

@@ -265,7 +265,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         [""],
         "Camera namespaces. '' is one camera on the topics image and camera_info (named "
         "'camera'); 'front' subscribes front/image and front/camera_info (named 'front'). "
-        "An empty list runs LiDAR-only.",
+        "To run without cameras, set mode to lidar_only (images are then not subscribed).",
         read_only=True,
         check=_cameras,
         constraints="valid ROS names, unique camera names",

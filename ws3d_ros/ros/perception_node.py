@@ -340,7 +340,7 @@ class PerceptionNode(Node):
             self.pipeline.score_threshold = float(self._values["score_threshold"])
         if "mode" in names:
             self._mode = self._values["mode"]
-        if any(n.startswith("sync.") for n in names):
+        if "mode" in names or any(n.startswith("sync.") for n in names):
             self._rebuild_sync()
         if any(n.startswith("extrinsics.") for n in names):
             self.extrinsics.set_parameters(self._values)
@@ -373,15 +373,19 @@ class PerceptionNode(Node):
         )
 
     # --------------------------------------------------------------- inputs
+    def _synced_cameras(self) -> list[str]:
+        # LiDAR-only mode must not wait for images it will not use.
+        return [] if self._values["mode"] == "lidar_only" else list(self.camera_names)
+
     def _make_sync(self) -> PivotSynchronizer:
         v = self._values
         return PivotSynchronizer(
-            ["points", *self.camera_names],
+            ["points", *self._synced_cameras()],
             "points",
             slop_ns=round(v["sync.slop"] * _NS),
             timeout_ns=round(v["sync.timeout"] * _NS),
             queue_size=int(v["sync.queue_size"]),
-            offsets_ns={c: round(v[f"sync.time_offset.{c}"] * _NS) for c in self.camera_names},
+            offsets_ns={c: round(v[f"sync.time_offset.{c}"] * _NS) for c in self._synced_cameras()},
         )
 
     def _rebuild_sync(self) -> None:
@@ -431,7 +435,7 @@ class PerceptionNode(Node):
         now = time.monotonic_ns()
         self.diag.received(f"{camera}/image", now / _NS)
         stamp = self._stamp(msg, "image")
-        if stamp is None:
+        if stamp is None or camera not in self._synced_cameras():
             return
         with self._sync_lock:
             self._submit(self._sync.add(camera, stamp, msg, now))
@@ -484,9 +488,10 @@ class PerceptionNode(Node):
         cloud_msg, _ = matched.item("points")  # type: ignore[misc]
         items: dict[str, Any] = {"points": cloud_msg}
         stamps: dict[str, int | None] = {"points": matched.pivot_stamp_ns}
+        synced = set(matched.names)  # lidar_only sets carry no camera stream
         for cam in self.camera_names:
-            items[cam] = matched.item(cam)
-            stamps[cam] = matched.stamp(cam)
+            items[cam] = matched.item(cam) if cam in synced else None
+            stamps[cam] = matched.stamp(cam) if cam in synced else None
         models = dict(self._camera_models)  # the latest camera_info of each camera
         for cam, model in models.items():
             if model is None:
