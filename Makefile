@@ -42,16 +42,7 @@ bench: venv  ## print the benchmark tables (not a test)
 	$(PY) bench/run_all.py
 
 demo: venv  ## the whole loop on the embedded default (see README)
-	@if $(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('ws3d_ros.cli.demo') is None)"; then \
-		$(PY) -m ws3d_ros.cli.main demo --out demo_out; \
-	else \
-		echo "make demo: not yet - the full loop (sim -> train -> export -> node -> scores) lands with the demo issue."; \
-		echo "make demo: running the part that exists today: ws3d sim, then ws3d info."; \
-		rm -rf demo_out/sim_bag && \
-		$(PY) -m ws3d_ros.cli.main sim --out demo_out/sim_bag --frames 20 --quiet \
-			--preview demo_out/sim_preview.png && \
-		$(PY) -m ws3d_ros.cli.main info demo_out/sim_bag; \
-	fi
+	$(PY) -m ws3d_ros.cli.main demo --out demo_out
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build install log demo_out .pytest_cache *.egg-info

@@ -100,6 +100,10 @@ class BagPlayer(Node):
             self._clock_cls = Clock
             self._clock_pub = self.create_publisher(Clock, "/clock", 10)
 
+    def subscribers(self, topic: str) -> int:
+        """Matched subscriptions of the publisher of ``topic`` (discovery check)."""
+        return self._topic_pubs[topic].get_subscription_count()
+
     def _publish_clock(self, bag_ns: int) -> None:
         if self._clock_pub is None:
             return

@@ -193,3 +193,18 @@ def render_preview(frame: object, classes: Sequence[SimClass]) -> np.ndarray:
             out.append(sep)
         out.append(p)
     return np.concatenate(out, axis=0)
+
+
+def camera_picture(
+    frame: object, classes: Sequence[SimClass], name: str | None = None
+) -> np.ndarray:
+    """One camera image with the frame's points drawn in the colour of ``frame.labels``."""
+    name = name or next(iter(frame.cameras))
+    h, w = frame.images[name].shape[:2]
+    return _camera_panel(frame, name, classes, w, h)
+
+
+def bev_picture(frame: object, classes: Sequence[SimClass], reach: float = 60.0) -> np.ndarray:
+    """Bird's-eye view coloured by ``frame.labels`` with ``frame.instances`` boxes + legend."""
+    bev = _bev_panel(frame, classes, _WIDTH, (-0.5 * reach, reach), min(30.0, 0.4 * reach))
+    return np.concatenate([bev, _legend(classes, _WIDTH)], axis=0)
