@@ -274,10 +274,16 @@ def _pictures(frames: list[Any], out: Path, sim_classes: Any) -> None:
 
     frame, labels, instances, _ = frames[len(frames) // 2]
     view = _prediction_frame(frame, labels, instances)
-    cv2.imwrite(str(out / "overlay.png"), camera_picture(view, sim_classes)[:, :, ::-1])
+    cv2.imwrite(
+        str(out / "overlay.png"),
+        camera_picture(view, sim_classes, title="predicted by ws3d_perception")[:, :, ::-1],
+    )
     cv2.imwrite(str(out / "bev.png"), bev_picture(view, sim_classes)[:, :, ::-1])
     gt = _prediction_frame(frame, frame.labels, frame.instances)
-    cv2.imwrite(str(out / "overlay_ground_truth.png"), camera_picture(gt, sim_classes)[:, :, ::-1])
+    cv2.imwrite(
+        str(out / "overlay_ground_truth.png"),
+        camera_picture(gt, sim_classes, title="ground truth")[:, :, ::-1],
+    )
 
 
 def _pct(v: float | None) -> str:

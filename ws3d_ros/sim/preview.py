@@ -49,7 +49,12 @@ def _title(image: np.ndarray, text: str) -> None:
 
 
 def _camera_panel(
-    frame: object, name: str, classes: Sequence[SimClass], width: int, max_height: int
+    frame: object,
+    name: str,
+    classes: Sequence[SimClass],
+    width: int,
+    max_height: int,
+    title: str | None = None,
 ) -> np.ndarray:
     """The camera image scaled into ``width`` x ``max_height`` (centred), points on top."""
     shot = frame.cameras[name]
@@ -67,7 +72,7 @@ def _camera_panel(
         image.copy() if size == (w, h) else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     )
     _splat(image, proj.uv[order] * scale, colors, 2 if scale > 0.6 else 1)
-    _title(image, f"{name}: LiDAR points by class")
+    _title(image, title or f"{name}: LiDAR points by class")
     pad = width - size[0]
     return np.pad(image, ((0, 0), (pad // 2, pad - pad // 2), (0, 0)), constant_values=255)
 
