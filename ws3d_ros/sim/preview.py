@@ -201,12 +201,12 @@ def render_preview(frame: object, classes: Sequence[SimClass]) -> np.ndarray:
 
 
 def camera_picture(
-    frame: object, classes: Sequence[SimClass], name: str | None = None
+    frame: object, classes: Sequence[SimClass], name: str | None = None, title: str | None = None
 ) -> np.ndarray:
     """One camera image with the frame's points drawn in the colour of ``frame.labels``."""
     name = name or next(iter(frame.cameras))
     h, w = frame.images[name].shape[:2]
-    return _camera_panel(frame, name, classes, w, h)
+    return _camera_panel(frame, name, classes, w, h, title)
 
 
 def bev_picture(frame: object, classes: Sequence[SimClass], reach: float = 60.0) -> np.ndarray:

@@ -1,0 +1,126 @@
+"""Losses: values, switches, and the one-way gradient of the IGNet contrastive loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from training.config import TrainConfig
+from training.losses import (
+    LossInputs,
+    ObjectDistillLoss,
+    OffsetLoss,
+    OneWayContrastiveLoss,
+    TeacherDistillLoss,
+    TextCELoss,
+    VoxelDistillLoss,
+    build_losses,
+)
+
+
+def _inputs(n: int = 60, d: int = 8, c: int = 4, seed: int = 0) -> tuple[dict, LossInputs]:
+    g = torch.Generator().manual_seed(seed)
+    teacher = F.normalize(torch.randn(n, d, generator=g), dim=1)
+    seen = torch.arange(n) < n // 2
+    teacher[~seen] = 0
+    labels = torch.arange(n) % c
+    out = {
+        "fused": F.normalize(torch.randn(n, d, generator=g), dim=1).requires_grad_(),
+        "embed_3d": F.normalize(torch.randn(n, d, generator=g), dim=1).requires_grad_(),
+        "offsets": torch.randn(n, 3, generator=g).requires_grad_(),
+        "features": torch.randn(n, 16, generator=g).requires_grad_(),
+        "temperature": torch.tensor(0.07),
+    }
+    x = LossInputs(
+        xyz=torch.randn(n, 3, generator=g),
+        point_to_voxel=torch.arange(n) // 3,
+        teacher=teacher,
+        seen=seen,
+        labels=labels,
+        segments=torch.arange(n) // 10,
+        instances=torch.where(labels == 1, torch.arange(n) // 20, -1),
+        text=F.normalize(torch.randn(c, d, generator=g), dim=1),
+    )
+    return out, x
+
+
+def test_contrastive_gradient_only_reaches_out_of_fov_points() -> None:
+    _, x = _inputs()
+    feats = torch.randn(60, 8, requires_grad=True)
+    loss = OneWayContrastiveLoss(temperature=0.1).loss(feats, x.labels, x.seen)
+    assert loss.item() > 0
+    loss.backward()
+    grad = feats.grad.norm(dim=1)
+    assert (grad[~x.seen] > 0).all()  # out-of-FOV points are pulled
+    assert (grad[x.seen] == 0).all()  # in-FOV anchors (prototypes) get nothing
+
+
+def test_contrastive_pulls_toward_prototypes() -> None:
+    _, x = _inputs()
+    feats = torch.randn(60, 8, requires_grad=True)
+    mod = OneWayContrastiveLoss(temperature=0.1)
+    opt = torch.optim.SGD([feats], lr=0.5)
+    first = mod.loss(feats, x.labels, x.seen).item()
+    for _ in range(20):
+        opt.zero_grad()
+        mod.loss(feats, x.labels, x.seen).backward()
+        opt.step()
+    assert mod.loss(feats, x.labels, x.seen).item() < first
+
+
+def test_distillation_is_zero_when_student_equals_teacher() -> None:
+    out, x = _inputs()
+    out["embed_3d"] = x.teacher.clone().requires_grad_()
+    assert VoxelDistillLoss()(out, x).item() < 1e-5
+    assert abs(ObjectDistillLoss(min_points=1)(out, x).item()) < 1e-5
+    out2, x2 = _inputs()
+    loss = VoxelDistillLoss()(out2, x2)
+    loss.backward()
+    # Only camera-seen points are distilled.
+    assert (out2["embed_3d"].grad[~x2.seen] == 0).all()
+    assert out2["embed_3d"].grad[x2.seen].abs().sum() > 0
+
+
+def test_losses_without_targets_are_connected_zeros() -> None:
+    out, x = _inputs()
+    x.seen = torch.zeros_like(x.seen)
+    x.labels = torch.full_like(x.labels, -1)
+    x.instances = torch.full_like(x.instances, -1)
+    for mod in (
+        VoxelDistillLoss(),
+        ObjectDistillLoss(),
+        TextCELoss(),
+        OneWayContrastiveLoss(),
+        TeacherDistillLoss(16, 8, hidden=8),
+        OffsetLoss(),
+    ):
+        value = mod(out, x)
+        assert value.item() == 0.0 and value.requires_grad
+
+
+def test_supervised_losses_decrease() -> None:
+    out, x = _inputs()
+    ce = TextCELoss()(out, x)
+    assert ce.item() > 0
+    # Perfect embeddings (the text rows) give a small CE.
+    out["fused"] = x.text[x.labels].clone()
+    assert TextCELoss()(out, x).item() < ce.item()
+    # Offsets to the exact centroid give zero offset loss.
+    ok = x.instances >= 0
+    target = torch.zeros(60, 3)
+    for i in x.instances[ok].unique():
+        m = x.instances == i
+        target[m] = x.xyz[m].mean(0) - x.xyz[m]
+    out["offsets"] = target
+    assert OffsetLoss()(out, x).item() < 1e-5
+
+
+def test_build_losses_follows_weights() -> None:
+    cfg = TrainConfig.from_dict(
+        {"losses": {"voxel_distill": {"weight": 0}, "contrastive": {"weight": 0.3}}}
+    )
+    mods, weights = build_losses(cfg.losses, feature_channels=16, teacher_dim=8)
+    assert "voxel_distill" not in mods and weights["contrastive"] == 0.3
+    assert set(mods) == set(weights)
+    for mod in mods.values():
+        assert mod.__class__.__doc__
