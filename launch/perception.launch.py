@@ -49,6 +49,12 @@ def generate_launch_description() -> LaunchDescription:
                 default_value="onnxruntime",
                 description="onnxruntime | tensorrt | torch",
             ),
+            DeclareLaunchArgument(
+                "model_path",
+                default_value="",
+                description="ws3d export directory (or checkpoint for backend torch); "
+                "empty: zero-shot with CLIP only",
+            ),
             DeclareLaunchArgument("points", default_value="points", description="LiDAR topic"),
             DeclareLaunchArgument("image", default_value="image", description="camera image"),
             DeclareLaunchArgument(
@@ -67,6 +73,7 @@ def generate_launch_description() -> LaunchDescription:
                             LaunchConfiguration("use_sim_time"), value_type=bool
                         ),
                         "backend": LaunchConfiguration("backend"),
+                        "model_path": LaunchConfiguration("model_path"),
                     },
                 ],
                 remappings=[

@@ -173,7 +173,7 @@ def test_launch_file_arguments_and_node() -> None:
             name = ast.literal_eval(c.args[0])
             args[name] = {k.arg: k.value for k in c.keywords}
     assert set(args) == {
-        "params_file", "vocabulary", "namespace", "use_sim_time", "backend", "points",
+        "params_file", "vocabulary", "namespace", "use_sim_time", "backend", "model_path", "points",
         "image", "camera_info",
     }  # fmt: skip
     for name, kw in args.items():
