@@ -86,7 +86,7 @@ def _simulate(out: Path, args: argparse.Namespace) -> tuple[list[Path], Path]:
 
 
 def _latest_checkpoint(run_dir: Path) -> Path:
-    for name in ("final.pt", "last.pt", "checkpoint.pt"):
+    for name in ("model.pt", "final.pt", "last.pt", "checkpoint.pt"):
         if (run_dir / name).is_file():
             return run_dir / name
     found = sorted(run_dir.glob("*.pt"), key=lambda p: p.stat().st_mtime)

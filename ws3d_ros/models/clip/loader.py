@@ -30,11 +30,13 @@ tests and the demo (see :data:`TINY_CONFIGS`): ``ws3d-tiny`` (ViT) and
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -250,6 +252,24 @@ def _looks_like_path(pretrained: str) -> bool:
     )
 
 
+class _NoRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_random_init(active: bool) -> Iterator[None]:
+    """Random init is asked for on purpose here: drop open_clip's root-logger warning."""
+    root = logging.getLogger()
+    filt = _NoRandomInitWarning()
+    if active:
+        root.addFilter(filt)
+    try:
+        yield
+    finally:
+        root.removeFilter(filt)
+
+
 def load_clip(
     model: str,
     pretrained: str,
@@ -315,7 +335,7 @@ def load_clip(
     try:
         # Same "random" weights in every process (train, export and node must agree);
         # fork_rng leaves the caller's global RNG state untouched.
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _quiet_random_init(checkpoint is None):
             torch.manual_seed(seed)
             clip = open_clip.create_model(
                 model,
