@@ -130,3 +130,32 @@ def test_backend_errors_name_the_way_out(tiny_checkpoint, tmp_path) -> None:
         Pipeline.load(tmp_path / "nothing", backend="torch")
     with pytest.raises(BackendError, match="not an exported model directory"):
         Pipeline.load(tmp_path, backend="onnxruntime")
+
+
+def test_six_camera_ring_sees_most_of_the_sweep(pipeline: Pipeline) -> None:
+    from ws3d_ros.sim.rig import SimConfig, Simulator
+
+    frame = Simulator(SimConfig(frames=1, lidar_beams=32, cameras=6, seed=2)).frame(0).to_frame()
+    assert len(frame.views) == 6
+    result = pipeline(frame)
+    one = dataclasses.replace(frame, views=frame.views[:1])
+    single = pipeline(one)
+    # The ring covers far more of the 360-degree sweep than one camera does.
+    assert result.in_fov.mean() > 2 * single.in_fov.mean()
+    assert result.in_fov.mean() > 0.5
+    missing = dataclasses.replace(
+        frame, views=[dataclasses.replace(v, image=None) if k % 2 else v
+                      for k, v in enumerate(frame.views)]
+    )  # fmt: skip
+    partial = pipeline(missing)
+    assert len(partial.missing_cameras) == 3
+    assert single.in_fov.mean() < partial.in_fov.mean() < result.in_fov.mean()
+
+
+def test_from_config_picks_trained_or_zero_shot(tiny_checkpoint, tiny_config) -> None:
+    trained = Pipeline.from_config(model=tiny_checkpoint, backend="torch", classes=["road"])
+    assert trained.mode == "fusion" and trained.backend.has_net
+    zero = Pipeline.from_config(tiny_config, classes=["road", "car"])
+    assert zero.mode == "zero_shot" and not zero.backend.has_net
+    with pytest.raises(Exception, match="needs a trained model"):
+        Pipeline.from_config(tiny_config, mode="fusion")

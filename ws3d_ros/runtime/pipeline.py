@@ -1,7 +1,8 @@
 """``Pipeline``: one :class:`~ws3d_ros.data.frame.Frame` in, one :class:`PanopticResult` out.
 
 Contract (pure Python, no ROS; node, ``ws3d infer``, evaluation and benchmarks call it):
-- Built by :meth:`Pipeline.load` from a model directory written by ``ws3d export`` (ONNX
+- Built by :meth:`Pipeline.from_config` (trained model if given, else zero-shot), or
+  directly by :meth:`Pipeline.load` from a model directory written by ``ws3d export`` (ONNX
   graphs + checkpoint) or a checkpoint file, or :meth:`Pipeline.zero_shot` with CLIP
   weights only. Backends: ``torch`` (reference), ``onnxruntime`` (CPU default),
   ``tensorrt`` (GPU); a backend that cannot load raises a :class:`BackendError` naming
@@ -107,6 +108,28 @@ class Pipeline:
         """From a model directory (``ws3d export``) or a checkpoint file (``ws3d train``)."""
         be = create_backend(backend, Path(path), device=device, fp16=fp16)
         return cls(be.config, be, mode=mode, **kw)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ModelConfig | str | Path | None = None,
+        *,
+        model: str | Path | None = None,
+        backend: str = "onnxruntime",
+        device: str = "cpu",
+        mode: str | None = None,
+        **kw: Any,
+    ) -> Pipeline:
+        """One entry for every caller: a trained ``model`` (directory or checkpoint) if
+        given, else zero-shot with the CLIP weights named by ``config`` (a
+        :class:`ModelConfig`, a YAML path, or ``None`` for ``config/model.yaml``)."""
+        if model:
+            return cls.load(model, backend=backend, device=device, mode=mode or "fusion", **kw)
+        if mode not in (None, "zero_shot"):
+            raise Ws3dError(f"mode {mode!r} needs a trained model; pass model=DIR or use zero_shot")
+        if not isinstance(config, ModelConfig):
+            config = ModelConfig.from_yaml(config)
+        return cls.zero_shot(config, device=device, **kw)
 
     @classmethod
     def zero_shot(
