@@ -111,10 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/ws3d_otoc_exp"))
     parser.add_argument("--train-frames", type=int, default=8)
     parser.add_argument("--val-frames", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=120, help="round-0 / base steps")
-    parser.add_argument("--round-steps", type=int, default=60, help="steps of rounds 1..R")
+    parser.add_argument("--steps", type=int, default=300, help="round-0 / base steps")
+    parser.add_argument("--round-steps", type=int, default=100, help="steps of rounds 1..R")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--method", choices=("crf", "attention"), default="crf")
+    parser.add_argument(
+        "--keep-fraction", type=float, default=0.6, help="per-class pseudo-label share"
+    )
     parser.add_argument("--no-ws3dpp", action="store_true", help="skip the WS3D++ chain")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "experiments.md")
     args = parser.parse_args(argv)
@@ -149,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         "labels.clicks_per_object": 1,
         "train.steps": args.steps,
         "losses.relation": {"weight": 0.5},
+        "losses.text_ce.class_balance": 1.0,
         "otoc.method": args.method,
+        "otoc.unary_weight": [0.0, 0.5, 1.0],
+        "otoc.keep_fraction": args.keep_fraction,
+        "otoc.confidence": 0.5,
         "otoc.rounds": args.rounds,
         "otoc.steps_per_round": args.round_steps,
     }
@@ -189,13 +196,18 @@ def main(argv: list[str] | None = None) -> int:
         f"(seeds 10, 11), held-out bag of {args.val_frames} sweeps (seed 99), 32-beam LiDAR, "
         "one camera, random-init tiny CLIP (no downloads). Network: demo MinkUNet "
         "(16-32-64 / 32-24-24), fusion 32; AdamW, batch 1, at most 12k points per step. "
-        f"Labels: one click per object (thing instance or stuff region) drawn from ground "
+        f"Labels: one click per object (thing instance, or connected stuff region: 1 m "
+        f"voxel components of a stuff class per sweep, >= 20 points) drawn from ground "
         f"truth (`ws3d clicks --from-labels`' draw); round 0 trains {args.steps} steps on "
-        f"the clicks, rounds 1-{args.rounds} propagate ({args.method}) over the supervoxel "
-        f"graph, keep supervoxels with propagated probability >= 0.9 and fine-tune "
-        f"{args.round_steps} steps each. Full supervision trains {total} steps (the total of "
-        "OTOC's last round). Pseudo-label columns: over the training sweeps, mIoU/accuracy "
-        "on the covered points, coverage = labelled share of the points.",
+        f"the clicks with class-balanced CE (inverse click frequency), rounds "
+        f"1-{args.rounds} propagate ({args.method}) over the supervoxel graph with the "
+        f"relation network's affinities and the network's unaries ramped 0 / 0.5 / 1, "
+        f"clicked supervoxels fixed, keep per class the {args.keep_fraction:.0%} most "
+        f"confident supervoxels predicted as it (supervoxel-granular pseudo labels), and "
+        f"fine-tune {args.round_steps} steps each (CE balanced by (1/freq)^0.5). Full "
+        f"supervision trains {total} steps (the total of OTOC's last round), plain CE. "
+        "Pseudo-label columns: over the training sweeps, mIoU/accuracy on the covered "
+        "points, coverage = labelled share of the points.",
         "",
         "| run | steps | mIoU | % of full | PQ | mIoU in FOV | mIoU out FOV | pseudo mIoU "
         "| pseudo acc. | pseudo coverage |",

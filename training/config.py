@@ -5,7 +5,14 @@ Contract:
   ``config/model.yaml``'s defaults), ``data``, ``labels``, ``augment``, ``losses``,
   ``optim`` and ``train``; every key is optional and defaults to :data:`DEFAULTS`.
   Unknown keys and wrong types raise :class:`ConfigError` naming the key.
-- Each loss of :mod:`training.losses` is switched on by a positive ``weight``.
+- Each loss of :mod:`training.losses` (and the OTOC ``relation`` /
+  WS3D++ ``boundary``, ``region_energy``, ``region_contrast``, ``text_align`` losses of
+  :mod:`training.otoc.relation` / :mod:`training.ws3dpp`) is switched on by a positive
+  ``weight``.
+- ``labels.clicks_file`` (a clicks sidecar) and ``labels.pseudo_dir`` (OTOC pseudo
+  labels) feed the training labels; ``train.init_from`` starts from a checkpoint's
+  network weights; the ``otoc`` section drives One Thing One Click self-training
+  (:mod:`training.otoc.self_training`; ``otoc.rounds > 0`` turns it on).
 - :meth:`TrainConfig.with_overrides` applies dotted ``key=value`` overrides (the CLI's
   ``--set`` and flags such as ``--steps``) and revalidates.
 - :meth:`TrainConfig.to_dict` round-trips; the checkpoint stores it so a run can be
@@ -15,6 +22,7 @@ Contract:
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +53,20 @@ DEFAULTS: dict[str, Any] = {
         "mode": "full",  # full | none | fraction | clicks | scribbles
         "fraction": 0.01,
         "clicks_per_object": 1,
+        # clicks: a stuff region is a connected component (voxels of this size, m) of a
+        # stuff class in the sweep; components under min_region_points get no click
+        # (training.weak_labels.clicks_per_object). 0: one region per stuff class.
+        "stuff_cell": 1.0,
+        "min_region_points": 20,
         "scribble_width": 0.3,  # m, half-width of a scribble stroke
         "scribbles_per_object": 1,
         "seed": 0,
+        # Issue 7: a clicks sidecar (ws3d_ros.data.clicks; rviz labeler or `ws3d clicks`)
+        # whose clicks are the training labels of their sweeps (instead of GT draws), and
+        # a directory of OTOC pseudo labels (<bag>@<stamp>.npy per cached frame) that
+        # fill the points the weak labels leave unlabelled.
+        "clicks_file": None,
+        "pseudo_dir": None,
     },
     "augment": {
         "fovmix_prob": 0.0,
@@ -64,10 +83,24 @@ DEFAULTS: dict[str, Any] = {
     "losses": {
         "voxel_distill": {"weight": 1.0},
         "object_distill": {"weight": 0.5, "segments": "instances", "min_points": 5},
-        "text_ce": {"weight": 1.0},
+        # class_balance p: class weights (1 / frequency of the training labels)^p, so
+        # with clicks it is OTOC's inverse click frequency (p = 1); 0: plain CE.
+        "text_ce": {"weight": 1.0, "class_balance": 0.0},
         "contrastive": {"weight": 0.0, "temperature": 0.1, "feature": "fused"},
         "teacher_distill": {"weight": 0.0, "teacher": "clip", "hidden": 64},
         "offsets": {"weight": 1.0},
+        # One Thing One Click relation network (training.otoc.relation.RelationLoss).
+        "relation": {"weight": 0.0, "hidden": 64, "dim": 32, "momentum": 0.9, "temperature": 0.1},
+        # WS3D++ region-aware losses (training.ws3dpp).
+        "boundary": {"weight": 0.0, "hidden": 32, "cell": 0.3, "class_aware": True},
+        "region_energy": {"weight": 0.0, "cell": 0.3},
+        "region_contrast": {"weight": 0.0, "temperature": 0.1},
+        "text_align": {
+            "weight": 0.0,
+            "temperature": 0.07,
+            "scene_weight": 1.0,
+            "region_weight": 1.0,
+        },
     },
     "optim": {
         "lr": 0.003,
@@ -89,6 +122,33 @@ DEFAULTS: dict[str, Any] = {
         # torch intra-op threads on CPU (0: torch's default). 1 avoids OpenMP
         # oversubscription when other processes (or DDP ranks) share the cores.
         "cpu_threads": 1,
+        # Start from this checkpoint's network weights (not its optimiser state): OTOC
+        # self-training rounds fine-tune the previous round's model.
+        "init_from": None,
+    },
+    # One Thing One Click self-training (training.otoc.self_training).
+    "otoc": {
+        # 0: plain training; R > 0: `ws3d train` runs rounds 0..R (clicks, then pseudo
+        # labels propagated from the previous round) into RUN_DIR/round<r>.
+        "rounds": 0,
+        "method": "crf",  # crf | attention
+        # Pseudo labels: per class, the keep_fraction most confident of the supervoxels
+        # predicted as that class (over the round's frames), never below `confidence`.
+        # unary_weight / keep_fraction: a number, or one per round 1..R (the last
+        # repeats): the network's unaries are ramped up as it gets better.
+        "confidence": 0.5,
+        "keep_fraction": 0.5,
+        "unary_weight": [0.0, 0.5, 1.0],
+        "lam": 2.0,  # Potts weight of the CRF
+        "iterations": 10,
+        "affinity_tau": 0.2,
+        "attention_tau": 0.1,
+        "smoothing": 0.5,
+        # losses.text_ce.class_balance of rounds >= 1 (pseudo labels are dense, so the
+        # inverse point frequency is milder than round 0's inverse click frequency).
+        "pseudo_class_balance": 0.5,
+        "finetune": True,  # start round r from round r-1's weights
+        "steps_per_round": 0,  # 0: train.steps
     },
 }
 
@@ -185,6 +245,22 @@ class TrainConfig:
         for name, section in self.losses.items():
             if float(section.get("weight", 0.0)) < 0:
                 raise ConfigError(f"losses.{name}.weight must be >= 0")
+        otoc = self.raw["otoc"]
+        if otoc["method"] not in ("crf", "attention"):
+            raise ConfigError(f"otoc.method must be crf or attention, found {otoc['method']!r}")
+        if not 0.0 < float(otoc["confidence"]) <= 1.0:
+            raise ConfigError("otoc.confidence must be in (0, 1]")
+        for key, lo, hi in (("unary_weight", 0.0, math.inf), ("keep_fraction", 1e-9, 1.0)):
+            vals = otoc[key] if isinstance(otoc[key], list) else [otoc[key]]
+            if not vals or not all(
+                isinstance(v, (int, float)) and lo <= float(v) <= hi for v in vals
+            ):
+                raise ConfigError(f"otoc.{key} must be a number or a list of numbers in "
+                                  f"[{lo:g}, {hi:g}]")  # fmt: skip
+        if float(self.losses["text_ce"].get("class_balance", 0.0)) < 0:
+            raise ConfigError("losses.text_ce.class_balance must be >= 0")
+        if int(otoc["rounds"]) < 0:
+            raise ConfigError("otoc.rounds must be >= 0")
         for key in ("fovmix_prob", "modality_dropout", "row_dropout"):
             if not 0.0 <= float(self.augment[key]) <= 1.0:
                 raise ConfigError(f"augment.{key} must be in [0, 1]")

@@ -16,7 +16,12 @@ Losses:
   unsupervised segments (supervoxels).
 - :class:`TextCELoss` - (weakly) supervised cross-entropy in CLIP text space:
   ``logits = classify(fused, text_embeds, temperature)`` on labelled points only
-  (2401.02402; the open-vocabulary classifier of OpenScene / LSeg).
+  (2401.02402; the open-vocabulary classifier of OpenScene / LSeg). With
+  ``class_balance`` p > 0 the classes are weighted by ``(1 / frequency)^p`` of the
+  training labels (the trainer sets them with :meth:`TextCELoss.set_class_counts`): with
+  one click per object that is the inverse click frequency of One Thing One Click (Liu
+  et al., CVPR 2021), so a class with one click per sweep (road) is not drowned by one
+  with a click per instance (pedestrian, car).
 - :class:`OneWayContrastiveLoss` - IGNet (Unal et al., "2D Feature Distillation for
   Weakly- and Semi-Supervised 3D Semantic Segmentation", WACV 2024): one-way supervised
   contrastive loss pulling out-of-FOV point features toward class prototypes of in-FOV
@@ -32,7 +37,7 @@ Losses:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +117,26 @@ class ObjectDistillLoss(nn.Module):
 
 
 class TextCELoss(nn.Module):
-    """Cross-entropy of cosine-to-text logits on labelled points (2401.02402)."""
+    """Cross-entropy of cosine-to-text logits on labelled points (2401.02402), optionally
+    class-balanced (see the module docstring)."""
+
+    def __init__(self, class_balance: float = 0.0) -> None:
+        super().__init__()
+        self.class_balance = float(class_balance)
+        self.register_buffer("class_weights", torch.ones(0))
+
+    def set_class_counts(self, counts: Sequence[float] | torch.Tensor) -> None:
+        """Weights ``(total / count_k)^p`` normalised to mean 1 over the present classes
+        (absent classes: 1). No-op when ``class_balance`` is 0."""
+        if self.class_balance <= 0:
+            return
+        c = torch.as_tensor(counts, dtype=torch.float32).flatten()
+        present = c > 0
+        w = torch.ones_like(c)
+        if bool(present.any()):
+            w[present] = (c.sum() / c[present]) ** self.class_balance
+            w[present] = w[present] / w[present].mean()
+        self.class_weights = w.to(self.class_weights.device)
 
     def forward(self, out: Mapping[str, torch.Tensor], x: LossInputs) -> torch.Tensor:
         lab = x.labels
@@ -120,7 +144,10 @@ class TextCELoss(nn.Module):
         if not bool(ok.any()):
             return _zero(out)
         logits = classify(out["fused"][ok], x.text, out["temperature"])
-        return F.cross_entropy(logits, lab[ok])
+        weight = None
+        if self.class_weights.numel() == x.text.shape[0]:
+            weight = self.class_weights.to(logits.dtype)
+        return F.cross_entropy(logits, lab[ok], weight=weight)
 
 
 class OneWayContrastiveLoss(nn.Module):
@@ -222,7 +249,7 @@ def build_losses(
         elif name == "object_distill":
             mods[name] = ObjectDistillLoss(min_points=int(cfg.get("min_points", 5)))
         elif name == "text_ce":
-            mods[name] = TextCELoss()
+            mods[name] = TextCELoss(class_balance=float(cfg.get("class_balance", 0.0)))
         elif name == "contrastive":
             mods[name] = OneWayContrastiveLoss(
                 temperature=float(cfg.get("temperature", 0.1)),

@@ -70,6 +70,7 @@ class Sample:
     targets: LossInputs
     labels_gt: np.ndarray | None = None  # (N,) uint16 dense ground truth of kept points
     in_fov: np.ndarray | None = None
+    kept: np.ndarray | None = None  # (N,) indices of the frame's points the sample holds
 
 
 def _augment_points(points: np.ndarray, rng: np.random.Generator, aug: dict) -> np.ndarray:
@@ -185,7 +186,7 @@ def make_sample(
         instances=t(inst_key, torch.long),
         text=text,
     )
-    return Sample(net_args, targets, gt, seen)
+    return Sample(net_args, targets, gt, seen, kept)
 
 
 # --------------------------------------------------------------------------- model
@@ -226,6 +227,7 @@ class RunResult:
     step: int
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    cache_dir: Path | None = None  # the frame cache the run trained on
 
 
 def _device(name: str) -> torch.device:
@@ -377,6 +379,11 @@ def train(
     loaded = build_model(model_cfg, device=str(device))
     net = loaded.net
     assert net is not None
+    if cfg.train.get("init_from") and not resume:
+        init = read_checkpoint(Path(cfg.train["init_from"]))
+        net.load_state_dict(init["net"])
+        if is_main:
+            log.info("network weights from %s", cfg.train["init_from"])
 
     # ---- cache (rank 0 builds, others reuse the same keyed directory)
     data = cfg.data
@@ -442,9 +449,12 @@ def train(
             frame_rng(int(lab["seed"]), f.key),
             fraction=float(lab["fraction"]),
             clicks=int(lab["clicks_per_object"]),
+            stuff_cell=float(lab["stuff_cell"]),
+            min_region_points=int(lab["min_region_points"]),
             scribble_width=float(lab["scribble_width"]),
             scribbles_per_object=int(lab["scribbles_per_object"]),
         )
+        _label_efficient_labels(f, lab, class_names)
         frames.append(f)
     labelled = sum(int((f.train_labels != UNKNOWN).sum()) for f in frames)
     total_pts = sum(len(f) for f in frames)
@@ -465,6 +475,27 @@ def train(
     losses, weights = build_losses(
         cfg.losses, feature_channels=feat_ch, teacher_dim=loaded.embed_dim
     )
+    extra, extra_w = _label_efficient_losses(
+        cfg.losses, feat_ch, loaded.embed_dim, len(class_names)
+    )
+    for name, mod in extra.items():
+        losses[name] = mod
+    weights.update(extra_w)
+    if "text_ce" in losses and float(cfg.losses["text_ce"].get("class_balance", 0.0)) > 0:
+        counts = np.zeros(len(class_names), np.float64)
+        for f in frames:
+            tl = f.train_labels
+            if tl is not None:
+                tl = tl[tl < len(class_names)]
+                counts += np.bincount(tl, minlength=len(class_names))[: len(class_names)]
+        if world > 1:
+            tc = torch.as_tensor(counts, device=device)
+            dist.all_reduce(tc)
+            counts = tc.cpu().numpy()
+        losses["text_ce"].set_class_counts(counts)
+        if is_main:
+            w = losses["text_ce"].class_weights.tolist()
+            log.info("text_ce class weights: %s", ", ".join(f"{x:.2f}" for x in w))
     if not weights:
         raise Ws3dError("every loss has weight 0; enable at least one in the config's losses")
     if "text_ce" in weights and labelled == 0:
@@ -620,13 +651,75 @@ def train(
             bar.close()
             if writer is not None:
                 writer.close()
-            return RunResult(run_dir, done, _last_metrics(history), time.perf_counter() - t_start)
+            return RunResult(
+                run_dir, done, _last_metrics(history), time.perf_counter() - t_start, cache.root
+            )
     bar.close()
     if writer is not None:
         writer.close()
     if start >= steps and is_main:
         checkpoint(steps, final=True)
-    return RunResult(run_dir, steps, _last_metrics(history), time.perf_counter() - t_start)
+    return RunResult(
+        run_dir, steps, _last_metrics(history), time.perf_counter() - t_start, cache.root
+    )
+
+
+# --------------------------------------------------------------------------- issue 7
+def _label_efficient_labels(frame: CachedFrame, lab: dict, class_names: list[str]) -> None:
+    """Clicks file / OTOC pseudo labels into ``frame.train_labels`` (config ``labels``)."""
+    if lab.get("clicks_file"):
+        from ws3d_ros.data.clicks import by_sweep, labels_for_sweep, read_clicks
+
+        groups = _clicks_by_sweep(str(lab["clicks_file"]), read_clicks, by_sweep)
+        bag, _, stamp = frame.key.rpartition(":")
+        mine = groups.get((bag, int(stamp)), [])
+        frame.train_labels = labels_for_sweep(mine, frame.xyz, class_names)
+    if lab.get("pseudo_dir"):
+        from training.otoc.self_training import safe_key
+
+        path = Path(lab["pseudo_dir"]) / f"{safe_key(frame.key)}.npy"
+        if path.is_file():
+            pseudo = np.load(path)
+            if len(pseudo) != len(frame):
+                raise Ws3dError(f"{path} has {len(pseudo)} labels for {len(frame)} points")
+            base = frame.train_labels
+            if base is None:
+                base = np.full(len(frame), UNKNOWN, np.uint16)
+            frame.train_labels = np.where(base != UNKNOWN, base, pseudo).astype(np.uint16)
+
+
+_CLICKS: dict[str, Any] = {}
+
+
+def _clicks_by_sweep(path: str, read: Any, group: Any) -> dict:
+    if path not in _CLICKS:
+        _CLICKS.clear()
+        _CLICKS[path] = group(read(path))
+    return _CLICKS[path]
+
+
+def _label_efficient_losses(
+    section: dict, feature_channels: int, embed_dim: int, num_classes: int
+) -> tuple[nn.ModuleDict, dict[str, float]]:
+    """OTOC relation loss + WS3D++ losses enabled in the config's ``losses``."""
+    from training.otoc.relation import RelationLoss
+    from training.ws3dpp import build_ws3dpp_losses
+
+    mods, weights = build_ws3dpp_losses(
+        section, feature_channels=feature_channels, embed_dim=embed_dim
+    )
+    rel = dict(section.get("relation") or {})
+    if float(rel.get("weight", 0.0)) > 0:
+        mods["relation"] = RelationLoss(
+            feature_channels,
+            num_classes,
+            hidden=int(rel.get("hidden", 64)),
+            dim=int(rel.get("dim", 32)),
+            momentum=float(rel.get("momentum", 0.9)),
+            temperature=float(rel.get("temperature", 0.1)),
+        )
+        weights["relation"] = float(rel["weight"])
+    return mods, weights
 
 
 def _last_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,8 +11,14 @@ and on every rank):
 - :func:`clicks_per_object`: One Thing One Click (Liu et al., "One Thing One Click: A
   Self-Training Approach for Weakly Supervised 3D Semantic Segmentation", CVPR 2021):
   ``n`` labelled points per object, where an object is a thing instance
-  ``(class, instance > 0)`` or a stuff region (the points of one stuff class in the
-  sweep; a thing point without instance counts with its class' stuff-like region).
+  ``(class, instance > 0)`` or a stuff region. A stuff region is one *connected
+  component* of a stuff class in the sweep (:func:`stuff_components`: the points of one
+  class joined through occupied ``stuff_cell``-metre voxels, 26-neighbourhood), as OTOC
+  annotates: every separate building / patch of sidewalk / stretch of road the annotator
+  sees gets its own click; a component with fewer than ``min_region_points`` points is
+  not clicked unless it is its class' largest in the sweep (every class present gets at
+  least one click). A point of a thing class without instance id counts as stuff.
+  ``xyz=None`` or ``stuff_cell <= 0``: one region per stuff class in the sweep.
 - :func:`scribbles`: line-like strokes (ScribbleKITTI, Unal et al., CVPR 2022): per
   object, the points within ``width`` metres of a line through a random object point
   along the object's principal (longest) horizontal axis.
@@ -47,6 +53,75 @@ def _objects(labels: np.ndarray, instances: np.ndarray | None) -> np.ndarray:
     return out
 
 
+def connected_components(xyz: np.ndarray, cell: float) -> np.ndarray:
+    """``(N,)`` int64 component id per point: points whose ``cell``-metre voxels touch
+    (26-neighbourhood) are connected; ids dense in ``[0, K)`` (``-1``: non-finite)."""
+    from ws3d_ros.geometry.supervoxels import neighbour_table
+    from ws3d_ros.geometry.voxel import voxelize
+
+    n = len(xyz)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    vox = voxelize(np.asarray(xyz, np.float64), cell)
+    m = len(vox.coords)
+    out = np.full(n, -1, np.int64)
+    if m == 0:
+        return out
+    nbr = neighbour_table(vox.coords.astype(np.int64))
+    safe = np.where(nbr >= 0, nbr, np.arange(m)[:, None])
+    comp = np.arange(m, dtype=np.int64)
+    while True:  # min-label propagation with pointer jumping (converges to the min id)
+        new = np.minimum(comp[safe].min(axis=1), comp)
+        new = new[new]
+        if np.array_equal(new, comp):
+            break
+        comp = new
+    _, dense = np.unique(comp, return_inverse=True)
+    ok = vox.point_to_voxel >= 0
+    out[ok] = dense[vox.point_to_voxel[ok]]
+    return out
+
+
+def stuff_components(
+    labels: np.ndarray,
+    instances: np.ndarray | None,
+    xyz: np.ndarray,
+    *,
+    cell: float = 1.0,
+    min_points: int = 20,
+) -> np.ndarray:
+    """Dense object id per point for clicking (see the module docstring): thing
+    instances and the connected components of each stuff class; ``-1`` on unknown points
+    and on the stuff components too small to be clicked."""
+    lab = labels.astype(np.int64)
+    inst = np.zeros_like(lab) if instances is None else instances.astype(np.int64)
+    stuffy = (lab != UNKNOWN) & (inst == 0)
+    comp_id = np.zeros_like(lab)
+    drop = np.zeros(len(lab), bool)
+    pts = np.asarray(xyz, np.float64)
+    for c in np.unique(lab[stuffy]):
+        idx = np.flatnonzero(stuffy & (lab == c))
+        comp = connected_components(pts[idx], cell)
+        valid = comp >= 0
+        if not valid.any():
+            drop[idx] = True
+            continue
+        sizes = np.bincount(comp[valid])
+        keep = sizes >= min_points
+        keep[int(sizes.argmax())] = True
+        ok = valid & keep[np.maximum(comp, 0)]
+        comp_id[idx] = np.where(ok, comp, 0)
+        drop[idx] = ~ok
+    # Bit 33 keeps stuff components apart from thing instance ids of the same class.
+    key = (lab << 34) | np.where(stuffy, (1 << 33) | comp_id, inst)
+    key[(lab == UNKNOWN) | drop] = -1
+    out = np.full(len(lab), -1, np.int64)
+    sel = key >= 0
+    if sel.any():
+        _, out[sel] = np.unique(key[sel], return_inverse=True)
+    return out
+
+
 def label_fraction(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     out = np.full(len(labels), UNKNOWN, np.uint16)
     idx = np.flatnonzero(labels != UNKNOWN)
@@ -59,10 +134,22 @@ def label_fraction(labels: np.ndarray, fraction: float, rng: np.random.Generator
 
 
 def clicks_per_object(
-    labels: np.ndarray, instances: np.ndarray | None, n: int, rng: np.random.Generator
+    labels: np.ndarray,
+    instances: np.ndarray | None,
+    n: int,
+    rng: np.random.Generator,
+    xyz: np.ndarray | None = None,
+    *,
+    stuff_cell: float = 1.0,
+    min_region_points: int = 20,
 ) -> np.ndarray:
     out = np.full(len(labels), UNKNOWN, np.uint16)
-    obj = _objects(labels, instances)
+    if xyz is None or stuff_cell <= 0:
+        obj = _objects(labels, instances)
+    else:
+        obj = stuff_components(
+            labels, instances, xyz, cell=stuff_cell, min_points=min_region_points
+        )
     if (obj < 0).all():
         return out
     order = np.argsort(obj, kind="stable")
@@ -121,6 +208,8 @@ def weak_labels(
     *,
     fraction: float = 0.01,
     clicks: int = 1,
+    stuff_cell: float = 1.0,
+    min_region_points: int = 20,
     scribble_width: float = 0.3,
     scribbles_per_object: int = 1,
 ) -> np.ndarray:
@@ -134,7 +223,15 @@ def weak_labels(
     if mode == "fraction":
         return label_fraction(labels, fraction, rng)
     if mode == "clicks":
-        return clicks_per_object(labels, instances, clicks, rng)
+        return clicks_per_object(
+            labels,
+            instances,
+            clicks,
+            rng,
+            xyz,
+            stuff_cell=stuff_cell,
+            min_region_points=min_region_points,
+        )
     if mode == "scribbles":
         return scribbles(
             labels, instances, xyz, rng, width=scribble_width, per_object=scribbles_per_object

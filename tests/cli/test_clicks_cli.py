@@ -41,14 +41,18 @@ def test_from_labels_one_click_per_object(
     for f in sweeps:
         mine = groups[(bag.name, f.stamp_ns)]
         idx = np.array([c.index for c in mine])
-        # The clicked class is the ground truth there, and every object has exactly one.
+        # The clicked class is the ground truth there; every thing instance has exactly
+        # one click, every stuff class at least one (one per connected region).
         assert [names[f.labels[i]] for i in idx] == [c.cls for c in mine]
         known = f.labels != 65535
         objects = {
             (int(a), int(b)) for a, b in zip(f.labels[known], f.instances[known], strict=True)
         }
         clicked = [(int(f.labels[i]), int(f.instances[i])) for i in idx]
-        assert sorted(clicked) == sorted(objects)
+        assert set(clicked) == objects
+        things = [o for o in clicked if o[1] > 0]
+        assert len(things) == len(set(things))
+        assert len(clicked) > len(objects)  # some stuff class has several regions
     # Same seed -> same file; another seed -> other points.
     again = tmp_path / "again.jsonl"
     assert cli_main([*args[:-1], str(again)]) == 0

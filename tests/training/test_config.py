@@ -7,7 +7,15 @@ import pytest
 from training.config import CONFIG_DIR, TrainConfig
 from ws3d_ros.models.config import ConfigError
 
-NAMES = ["distill_clip", "ignet_fovmix", "weak_clicks", "full_supervised", "demo_quick"]
+NAMES = [
+    "distill_clip",
+    "ignet_fovmix",
+    "weak_clicks",
+    "full_supervised",
+    "demo_quick",
+    "otoc",
+    "ws3dpp",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -29,3 +37,18 @@ def test_overrides_and_errors() -> None:
         TrainConfig.from_dict({"labels": {"mode": "dense"}})
     with pytest.raises(ConfigError, match="voxel_sise"):
         TrainConfig.from_dict({"model": {"voxel_sise": 0.1}})
+
+
+def test_otoc_section_validation() -> None:
+    cfg = TrainConfig.from_yaml("otoc")
+    assert cfg.raw["otoc"]["rounds"] == 3 and cfg.labels["mode"] == "clicks"
+    assert TrainConfig.from_dict({}).raw["otoc"]["rounds"] == 0  # plain training
+    assert cfg.with_overrides({"otoc.unary_weight": 0.5}).raw["otoc"]["unary_weight"] == 0.5
+    with pytest.raises(ConfigError, match=r"otoc\.method"):
+        TrainConfig.from_dict({"otoc": {"method": "graphcut"}})
+    with pytest.raises(ConfigError, match=r"otoc\.keep_fraction"):
+        TrainConfig.from_dict({"otoc": {"keep_fraction": [0.5, 1.5]}})
+    with pytest.raises(ConfigError, match=r"otoc\.unary_weight"):
+        TrainConfig.from_dict({"otoc": {"unary_weight": -1}})
+    with pytest.raises(ConfigError, match="class_balance"):
+        TrainConfig.from_dict({"losses": {"text_ce": {"class_balance": -1}}})

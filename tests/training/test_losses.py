@@ -16,6 +16,7 @@ from training.losses import (
     VoxelDistillLoss,
     build_losses,
 )
+from ws3d_ros.models.heads import classify
 
 
 def _inputs(n: int = 60, d: int = 8, c: int = 4, seed: int = 0) -> tuple[dict, LossInputs]:
@@ -124,3 +125,29 @@ def test_build_losses_follows_weights() -> None:
     assert set(mods) == set(weights)
     for mod in mods.values():
         assert mod.__class__.__doc__
+
+
+def test_text_ce_class_balance_is_inverse_frequency() -> None:
+    """OTOC's class-balanced CE: weights (1/freq)^p, mean 1 over present classes; with
+    one label of class 0 and nine of class 1 the rare class weighs 9x (p = 1)."""
+    out, x = _inputs(n=10, c=2)
+    x.labels = torch.tensor([0] + [1] * 9)
+    plain = TextCELoss()(out, x)
+    bal = TextCELoss(class_balance=1.0)
+    bal.set_class_counts([1.0, 9.0, 0.0][:2])
+    w = bal.class_weights
+    assert torch.allclose(w[0] / w[1], torch.tensor(9.0)) and torch.isclose(
+        w.mean(), torch.tensor(1.0)
+    )
+    logits = classify(out["fused"], x.text, out["temperature"])
+    expected = F.cross_entropy(logits, x.labels, weight=w)
+    assert torch.isclose(bal(out, x), expected)
+    assert not torch.isclose(bal(out, x), plain)
+    off = TextCELoss(class_balance=0.0)
+    off.set_class_counts([1.0, 9.0])  # no-op
+    assert torch.isclose(off(out, x), plain)
+    # The weights are a buffer: saved and restored with the loss state (--resume).
+    again = TextCELoss(class_balance=1.0)
+    again.set_class_counts([5.0, 5.0])
+    again.load_state_dict(bal.state_dict())
+    assert torch.equal(again.class_weights, w)

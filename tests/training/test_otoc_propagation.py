@@ -116,3 +116,26 @@ def test_propagate_dispatch_and_selection() -> None:
         propagate("nope", unary=unary, edges=EDGES, weights=WEIGHTS)
     with pytest.raises(ValueError, match="threshold"):
         threshold_from_probability(0.0)
+
+
+def test_per_class_thresholds_keep_rare_classes() -> None:
+    """A global 0.9 threshold drops the rare, less confident class; the per-class rule
+    keeps the top share of each class; clicks always stay."""
+    from training.otoc.propagation import class_thresholds, select_per_class
+
+    conf_a = torch.linspace(0.95, 0.99, 8)  # frequent, confident class 0
+    conf_b = torch.tensor([0.6, 0.7, 0.8, 0.55])  # rare class 1, never above 0.9
+    q = torch.zeros(12, 2)
+    q[:8, 0], q[:8, 1] = conf_a, 1 - conf_a
+    q[8:, 1], q[8:, 0] = conf_b, 1 - conf_b
+    clamp = torch.full((12,), -1)
+    clamp[0] = 1  # a click that disagrees with the propagation wins
+    assert (select_confident(q, math.log(0.9))[8:] == -1).all()
+    th = class_thresholds(q, 0.5, clamps=clamp)
+    out = select_per_class(q, th, clamp)
+    assert out[0] == 1
+    assert sorted(torch.nonzero(out[8:] == 1).squeeze(1).tolist()) == [1, 2]  # 0.7, 0.8
+    assert int((out[1:8] == 0).sum()) == 4  # half of the 7 unclamped class-0 ones
+    assert class_thresholds(q, 1.0, clamps=clamp, floor=0.58)[1] == 0.58
+    with pytest.raises(ValueError, match="keep_fraction"):
+        class_thresholds(q, 0.0)

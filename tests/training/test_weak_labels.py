@@ -26,16 +26,18 @@ def _objects(labels: np.ndarray, instances: np.ndarray) -> set[tuple[int, int]]:
 @pytest.mark.parametrize("n_clicks", [1, 3])
 def test_clicks_per_object(n_clicks: int) -> None:
     xyz, labels, instances = _scene()
-    out = weak_labels("clicks", labels, instances, xyz, frame_rng(0, "k"), clicks=n_clicks)
+    # stuff_cell 0: one region per stuff class (the scene's stuff is scattered noise).
+    kw = {"clicks": n_clicks, "stuff_cell": 0.0}
+    out = weak_labels("clicks", labels, instances, xyz, frame_rng(0, "k"), **kw)
     lab = out != UNKNOWN
     assert (out[lab] == labels[lab]).all()
     objs = _objects(labels, instances)
     got = list(zip(labels[lab].tolist(), instances[lab].tolist(), strict=True))
     assert set(got) == objs  # every object clicked
     assert len(got) == n_clicks * len(objs)  # n per object
-    again = weak_labels("clicks", labels, instances, xyz, frame_rng(0, "k"), clicks=n_clicks)
+    again = weak_labels("clicks", labels, instances, xyz, frame_rng(0, "k"), **kw)
     np.testing.assert_array_equal(out, again)  # deterministic by seed + frame
-    other = weak_labels("clicks", labels, instances, xyz, frame_rng(1, "k"), clicks=n_clicks)
+    other = weak_labels("clicks", labels, instances, xyz, frame_rng(1, "k"), **kw)
     assert not np.array_equal(out, other)
 
 
@@ -58,3 +60,36 @@ def test_scribbles_are_thin_strokes_per_object() -> None:
     assert 0 < lab.sum() < 0.2 * (labels != UNKNOWN).sum()
     got = set(zip(labels[lab].tolist(), instances[lab].tolist(), strict=True))
     assert got == _objects(labels, instances)
+
+
+def test_clicks_one_per_connected_stuff_region() -> None:
+    """OTOC's stuff regions are connected components: two separate road patches and one
+    building get three clicks; a speck under min_region_points gets none; a car one."""
+    from training.weak_labels import clicks_per_object, connected_components
+
+    g = np.mgrid[0:20, 0:20].reshape(2, -1).T * 0.25  # 5 m x 5 m patch, 0.25 m spacing
+    road_a = np.c_[g, np.zeros(len(g))]
+    road_b = road_a + np.array([20.0, 0.0, 0.0])  # 15 m gap: another component
+    building = np.c_[g[:, 0] + 40.0, np.full(len(g), 3.0), g[:, 1]]
+    speck = np.array([[60.0, 60.0, 0.0], [60.2, 60.0, 0.0]])  # 2 road points, far away
+    car = np.c_[g[:50] * 0.2 + np.array([10.0, 10.0]), np.full(50, 0.5)]
+    xyz = np.concatenate([road_a, road_b, building, speck, car])
+    labels = np.r_[np.zeros(2 * len(g) + len(g) + 2, np.uint16), np.full(50, 8, np.uint16)]
+    labels[2 * len(g) : 3 * len(g)] = 3
+    instances = np.r_[np.zeros(3 * len(g) + 2, np.uint32), np.full(50, 7, np.uint32)]
+    comp = connected_components(road_a.tolist() + road_b.tolist(), 1.0)
+    assert len(np.unique(comp)) == 2
+    out = clicks_per_object(labels, instances, 1, frame_rng(0, "k"), xyz, min_region_points=20)
+    got = np.flatnonzero(out != UNKNOWN)
+    assert sorted(out[got].tolist()) == [0, 0, 3, 8]
+    road_clicks = got[out[got] == 0]
+    assert (road_clicks < len(g)).sum() == 1 and (
+        (road_clicks >= len(g)) & (road_clicks < 2 * len(g))
+    ).sum() == 1
+    # Without positions (or stuff_cell 0): one region per stuff class.
+    flat = clicks_per_object(labels, instances, 1, frame_rng(0, "k"))
+    assert sorted(flat[flat != UNKNOWN].tolist()) == [0, 3, 8]
+    # A class present only as a speck still gets its click (its largest component).
+    only = clicks_per_object(labels[-52:-50], instances[-52:-50], 1, frame_rng(0, "k"),
+                             xyz[-52:-50])  # fmt: skip
+    assert (only != UNKNOWN).sum() == 1

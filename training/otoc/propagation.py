@@ -31,6 +31,12 @@ Contract (torch, any device; ``S`` supervoxels, ``C`` classes, ``E`` undirected 
 - :func:`select_confident`: pseudo label ``argmax Q`` where ``log max Q >= log_threshold``
   (a mean log-probability threshold, since the unaries are mean log-probabilities),
   ``-1`` elsewhere; clamped supervoxels always keep their click.
+- :func:`class_thresholds` / :func:`select_per_class`: the per-class confidence rule of
+  the self-training rounds. Over all supervoxels of a round (every frame), those whose
+  argmax is class ``k`` are ranked by confidence and the top ``keep_fraction`` of them
+  (by count) are kept, so a rare class keeps its most confident share instead of
+  vanishing under one global threshold that only frequent classes clear; ``floor`` is
+  an absolute minimum probability on top. Clicked supervoxels are always kept.
 """
 
 from __future__ import annotations
@@ -199,6 +205,47 @@ def select_confident(
     """``(S,)`` pseudo labels (``-1`` = not confident); see the module docstring."""
     conf, lab = q.max(dim=1)
     keep = torch.log(conf.clamp_min(1e-12)) >= log_threshold
+    out = torch.where(keep, lab, torch.full_like(lab, -1))
+    if clamp is not None:
+        out = torch.where(clamp >= 0, clamp, out)
+    return out
+
+
+def class_thresholds(
+    qs: list[torch.Tensor] | torch.Tensor,
+    keep_fraction: float,
+    *,
+    clamps: list[torch.Tensor] | torch.Tensor | None = None,
+    floor: float = 0.0,
+) -> torch.Tensor:
+    """``(C,)`` probability thresholds: per class ``k``, the confidence of the
+    ``keep_fraction`` quantile (from the top) of the unclamped supervoxels predicted ``k``
+    (module docstring); classes predicted nowhere get ``1.0``; never below ``floor``."""
+    q = torch.cat(list(qs)) if isinstance(qs, list) else qs
+    conf, lab = q.max(dim=1)
+    if clamps is not None:
+        cl = torch.cat(list(clamps)) if isinstance(clamps, list) else clamps
+        free = cl < 0
+        conf, lab = conf[free], lab[free]
+    out = torch.ones(q.shape[1], dtype=q.dtype, device=q.device)
+    if not 0.0 < keep_fraction <= 1.0:
+        raise ValueError(f"keep_fraction must be in (0, 1], found {keep_fraction}")
+    for k in range(q.shape[1]):
+        ck = conf[lab == k]
+        if ck.numel() == 0:
+            continue
+        n_keep = max(1, math.ceil(keep_fraction * ck.numel()))
+        out[k] = torch.sort(ck, descending=True).values[n_keep - 1]
+    return out.clamp_min(float(floor))
+
+
+def select_per_class(
+    q: torch.Tensor, thresholds: torch.Tensor, clamp: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(S,)`` pseudo labels: ``argmax Q`` where ``max Q >= thresholds[argmax]``, else
+    ``-1``; clamped supervoxels keep their click."""
+    conf, lab = q.max(dim=1)
+    keep = conf >= thresholds.to(q.dtype)[lab]
     out = torch.where(keep, lab, torch.full_like(lab, -1))
     if clamp is not None:
         out = torch.where(clamp >= 0, clamp, out)

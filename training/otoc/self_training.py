@@ -6,25 +6,37 @@ relation network are trained on the clicks, labels are propagated over the super
 graph, confident supervoxels become pseudo labels of the next round).
 
 Contract:
-- :func:`pseudo_labels_for_frame` runs the network on one cached frame (no
-  augmentation), builds its supervoxel graph (:func:`training.otoc.graph.build_graph`,
-  the same over-segmentation as the cache's ``segments``), takes unaries from the pooled
-  point log-probabilities and edge affinities from the relation network (or, without
-  one, from the pooled fused embeddings), propagates the frame's clicks with
-  :func:`training.otoc.propagation.propagate` and keeps the confident supervoxels
-  (:func:`~training.otoc.propagation.select_confident`). Clicked points keep their click.
-  Returns per-point labels (uint16, 65535 = none) and the propagated probabilities.
+- :func:`propagate_frame` runs the network on one cached frame (no augmentation; the
+  points inside the network's range), builds its supervoxel graph
+  (:func:`training.otoc.graph.build_graph`, the same over-segmentation as the cache's
+  ``segments``), takes unaries from the pooled point log-probabilities times the round's
+  unary weight and edge affinities from the relation network (or, without one, from the
+  pooled fused embeddings), and propagates the frame's clicks with
+  :func:`training.otoc.propagation.propagate` (clicked supervoxels fixed). Returns the
+  propagated ``(S, C)`` distribution, the graph and the clamp.
+- Pseudo labels (:func:`labels_from_selection`) are supervoxel-granular: a supervoxel
+  whose ``argmax`` clears its class threshold labels all its points; the thresholds
+  (:func:`training.otoc.propagation.class_thresholds`) keep, per class, the
+  ``otoc.keep_fraction`` most confident supervoxels predicted as that class over all the
+  round's frames (so rare classes survive), never below ``otoc.confidence``. Clicked
+  points keep their click. :func:`pseudo_labels_for_frame` does both for one frame.
 - :func:`pseudo_label_stats`: ``coverage`` (labelled fraction of the ground-truth-known
   points), ``accuracy`` and ``miou`` over the covered points (classes present in either).
 - :func:`otoc_instances`: instance ids of the propagated thing classes with
   :func:`ws3d_ros.geometry.instances.group_instances` (``dual_set=True``: PointGroup's
   clustering on original and offset-shifted coordinates).
 - :func:`run_self_training` runs the rounds through :func:`training.trainer.train`: round
-  0 trains on the clicks; round ``r >= 1`` writes ``round{r}/pseudo/<frame>.npy`` from the
-  round ``r-1`` model and retrains with ``labels.pseudo_dir`` (clicks always win over
-  pseudo labels) for ``otoc.steps_per_round`` steps (round 0: ``train.steps``),
-  starting from the previous weights when ``otoc.finetune``. Each
-  round's pseudo-label coverage / accuracy / mIoU go to ``rounds.json`` and the log.
+  0 trains on the clicks (``train.steps``; class-balanced CE when
+  ``losses.text_ce.class_balance`` > 0); round ``r >= 1`` writes
+  ``round{r}/pseudo/<frame>.npy`` from the round ``r-1`` model and relation network
+  (:func:`write_pseudo_labels`, unary weight and keep fraction of round ``r`` from the
+  ``otoc`` lists: the network's unaries ramp up, 0 in round 1, since a network trained on
+  clicks alone is biased towards the most-clicked classes) and retrains with
+  ``labels.pseudo_dir`` (clicks always win over pseudo labels) for
+  ``otoc.steps_per_round`` steps, starting from the previous weights when
+  ``otoc.finetune``. Each round's pseudo-label coverage / accuracy / mIoU (pooled over
+  the training frames) go to ``RUN_DIR/rounds.json`` and the log; ``RUN_DIR/model.pt``
+  is the last round's model. ``resume`` keeps finished rounds.
 """
 
 from __future__ import annotations
@@ -48,7 +60,7 @@ from training.otoc.graph import (
     pool_mean,
     sv_labels_from_points,
 )
-from training.otoc.propagation import propagate, select_confident, threshold_from_probability
+from training.otoc.propagation import class_thresholds, propagate, select_per_class
 from training.otoc.relation import RelationLoss, affinity
 from ws3d_ros.geometry.instances import group_instances
 
@@ -56,20 +68,30 @@ log = logging.getLogger(__name__)
 
 UNKNOWN = 65535
 
-#: Defaults of the ``otoc`` options (the config's ``otoc`` section).
+#: Defaults of the ``otoc`` options (the config's ``otoc`` section; training.config).
 OTOC_DEFAULTS: dict[str, Any] = {
-    "rounds": 3,
+    "rounds": 0,
     "method": "crf",  # crf | attention
-    "confidence": 0.9,  # keep a supervoxel when max propagated probability >= this
-    "unary_weight": 1.0,
+    "confidence": 0.5,  # absolute floor of the per-class thresholds
+    "keep_fraction": 0.5,  # per class, the most confident share of its supervoxels
+    "unary_weight": [0.0, 0.5, 1.0],  # per round 1..R (the last repeats)
     "lam": 2.0,  # Potts weight of the CRF
     "iterations": 10,
     "affinity_tau": 0.2,
     "attention_tau": 0.1,
     "smoothing": 0.5,
+    "pseudo_class_balance": 0.5,  # losses.text_ce.class_balance of rounds >= 1
     "finetune": True,  # start round r from round r-1's weights
     "steps_per_round": 0,  # 0: train.steps
 }
+
+
+def round_value(value: Any, r: int) -> float:
+    """``value`` for round ``r >= 1``: a number, or a list indexed by ``r - 1`` whose
+    last entry repeats."""
+    if isinstance(value, (list, tuple)):
+        return float(value[min(max(r - 1, 0), len(value) - 1)])
+    return float(value)
 
 
 @dataclass
@@ -77,7 +99,8 @@ class FramePseudo:
     labels: np.ndarray  # (N,) uint16 pseudo labels (65535 none)
     graph: SupervoxelGraph
     probs: np.ndarray  # (S, C) propagated distribution
-    offsets: np.ndarray  # (N, 3) predicted instance offsets
+    offsets: np.ndarray  # (N, 3) predicted instance offsets (zeros on cropped points)
+    clamp: np.ndarray | None = None  # (S,) clicked class per supervoxel, -1 none
 
 
 def frame_intensity(points: np.ndarray) -> np.ndarray | None:
@@ -86,7 +109,7 @@ def frame_intensity(points: np.ndarray) -> np.ndarray | None:
 
 
 @torch.no_grad()
-def pseudo_labels_for_frame(
+def propagate_frame(
     net: nn.Module,
     frame: Any,
     clicks: np.ndarray,
@@ -95,14 +118,17 @@ def pseudo_labels_for_frame(
     text: torch.Tensor,
     relation: RelationLoss | None = None,
     options: dict[str, Any] | None = None,
+    unary_weight: float | None = None,
     supervoxel_size: float = 1.0,
     device: torch.device | str = "cpu",
 ) -> FramePseudo:
-    """Propagated pseudo labels of one cached frame (see the module docstring)."""
+    """Propagated distribution of one cached frame's supervoxels; ``labels`` hold only
+    the clicks (selection is :func:`labels_from_selection`)."""
     from training.trainer import make_sample
     from ws3d_ros.models.heads import classify
 
     opt = {**OTOC_DEFAULTS, **(options or {})}
+    uw = round_value(opt["unary_weight"], 1) if unary_weight is None else float(unary_weight)
     graph = build_graph(frame.xyz, frame_intensity(frame.points), seed_resolution=supervoxel_size)
     was = net.training
     net.eval()
@@ -112,10 +138,12 @@ def pseudo_labels_for_frame(
     )  # fmt: skip
     out = net.embed(*s.net_args)
     net.train(was)
+    # The network sees the points inside its range (``s.kept``); the graph covers all.
+    kept = s.kept if s.kept is not None else np.arange(len(frame))
     logits = classify(out["fused"], text, out["temperature"]).float()
-    p2s = torch.as_tensor(graph.point_to_sv, device=logits.device)
+    p2s = torch.as_tensor(graph.point_to_sv[kept], device=logits.device)
+    unary = pool_log_probs(logits, p2s, graph.num) * uw
     num_classes = text.shape[0]
-    unary = pool_log_probs(logits, p2s, graph.num) * float(opt["unary_weight"])
     clicks = np.asarray(clicks).astype(np.int64)
     clicks[clicks == UNKNOWN] = -1
     clamp_np = sv_labels_from_points(clicks, graph.point_to_sv, graph.num, num_classes)
@@ -142,12 +170,58 @@ def pseudo_labels_for_frame(
         tau=float(opt["attention_tau"]),
         smoothing=float(opt["smoothing"]),
     )
-    sv_pseudo = select_confident(q, threshold_from_probability(float(opt["confidence"])), clamp)
-    pts = points_from_sv(sv_pseudo.cpu().numpy(), graph.point_to_sv, fill=-1)
+    offsets = np.zeros((len(frame), 3), np.float32)
+    offsets[kept] = out["offsets"].float().cpu().numpy()
+    labels = np.where(clicks >= 0, clicks, UNKNOWN).astype(np.uint16)
+    return FramePseudo(labels, graph, q.cpu().numpy(), offsets, clamp_np)
+
+
+def labels_from_selection(fp: FramePseudo, thresholds: np.ndarray, clicks: np.ndarray) -> None:
+    """Fill ``fp.labels``: per supervoxel ``argmax`` where it clears its class threshold
+    (:func:`~training.otoc.propagation.select_per_class`), broadcast to the points (the
+    pseudo labels are supervoxel-granular); clicked points keep their click."""
+    sv = select_per_class(
+        torch.as_tensor(fp.probs),
+        torch.as_tensor(thresholds, dtype=torch.float32),
+        None if fp.clamp is None else torch.as_tensor(fp.clamp),
+    )
+    pts = points_from_sv(sv.numpy(), fp.graph.point_to_sv, fill=-1)
     labels = np.where(pts >= 0, pts, UNKNOWN).astype(np.uint16)
-    clicked = clicks >= 0
-    labels[clicked] = clicks[clicked].astype(np.uint16)
-    return FramePseudo(labels, graph, q.cpu().numpy(), out["offsets"].float().cpu().numpy())
+    c = np.asarray(clicks).astype(np.int64)
+    clicked = (c >= 0) & (c != UNKNOWN)
+    labels[clicked] = c[clicked].astype(np.uint16)
+    fp.labels = labels
+
+
+def pseudo_labels_for_frame(
+    net: nn.Module,
+    frame: Any,
+    clicks: np.ndarray,
+    *,
+    model_config: Any,
+    text: torch.Tensor,
+    relation: RelationLoss | None = None,
+    options: dict[str, Any] | None = None,
+    unary_weight: float | None = None,
+    keep_fraction: float | None = None,
+    supervoxel_size: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> FramePseudo:
+    """Propagated pseudo labels of one frame alone: :func:`propagate_frame`, then the
+    per-class thresholds of this frame's supervoxels (:func:`class_thresholds`)."""
+    opt = {**OTOC_DEFAULTS, **(options or {})}
+    fp = propagate_frame(
+        net, frame, clicks, model_config=model_config, text=text, relation=relation,
+        options=opt, unary_weight=unary_weight, supervoxel_size=supervoxel_size,
+        device=device,
+    )  # fmt: skip
+    kf = round_value(opt["keep_fraction"], 1) if keep_fraction is None else keep_fraction
+    th = class_thresholds(
+        torch.as_tensor(fp.probs), kf, clamps=torch.as_tensor(fp.clamp),
+        floor=float(opt["confidence"]),
+    )  # fmt: skip
+    labels_from_selection(fp, th.numpy(), clicks)
+    return fp
 
 
 def pseudo_label_stats(pseudo: np.ndarray, gt: np.ndarray, num_classes: int) -> dict[str, float]:
@@ -220,77 +294,171 @@ def run_self_training(
     *,
     rounds: int | None = None,
     progress: bool = False,
+    resume: bool = False,
+    classes: Sequence[str] | None = None,
+    things: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """OTOC rounds 0..R (see the module docstring); returns one dict per round."""
-    from training.cache import FrameCache, split_frames
+    """OTOC rounds 0..R (see the module docstring); returns one dict per round.
+
+    Round ``r``'s network unary weight and per-class keep fraction are
+    ``round_value(otoc.unary_weight, r)`` / ``round_value(otoc.keep_fraction, r)`` (low
+    unaries in round 1: the clicks-only network of round 0 is biased, the relation
+    network's affinities are not). ``resume``: rounds whose ``model.pt`` exists are kept,
+    an interrupted round continues from its ``last.pt``. ``RUN_DIR/model.pt`` is a copy of
+    the last round's model."""
+    import shutil
+
     from training.trainer import train
-    from training.weak_labels import frame_rng, weak_labels
-    from ws3d_ros.models.checkpoint import load_model
-    from ws3d_ros.models.clip.text import TextEncoder
 
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     opts = {**OTOC_DEFAULTS, **dict(cfg.raw.get("otoc") or {})}
     rounds = int(opts["rounds"] if rounds is None else rounds)
     cache_dir = cfg.data["cache_dir"] or str(run_dir / "cache")
-    base = cfg.with_overrides({"data.cache_dir": cache_dir, "labels.mode": "clicks"})
+    base = cfg.with_overrides(
+        {"data.cache_dir": cache_dir, "labels.mode": "clicks", "otoc.rounds": 0}
+    )
     first_steps = int(base.train["steps"])
     steps = int(opts["steps_per_round"]) or first_steps
+    done_file = run_dir / "rounds.json"
+    previous = json.loads(done_file.read_text()) if resume and done_file.is_file() else []
     history: list[dict[str, Any]] = []
     prev: Path | None = None
     for r in range(rounds + 1):
         rdir = run_dir / f"round{r}"
+        finished = [h for h in previous if h.get("round") == r]
+        if resume and finished and (rdir / "model.pt").is_file():
+            history.append(finished[0])
+            prev = rdir
+            continue
         over: dict[str, Any] = {"train.steps": first_steps if r == 0 else steps}
         entry: dict[str, Any] = {"round": r}
         if r > 0:
             assert prev is not None
-            loaded = load_model(prev / "model.pt")
-            net = loaded.net
-            assert net is not None
-            meta = loaded.meta
-            classes = list(meta["classes"])
-            model_cfg = base.model_config()
-            text = TextEncoder(loaded.clip.model, loaded.clip.tokenizer).encode(
-                classes, list(model_cfg.clip["templates"])
+            # The frame cache the rounds train on (train() resolves it from bags + model).
+            cache_root = next((h["cache"] for h in reversed(history) if h.get("cache")), None)
+            if cache_root is None:
+                raise FileNotFoundError(f"{run_dir}/rounds.json names no frame cache")
+            entry.update(
+                write_pseudo_labels(base, prev, rdir / "pseudo", opts, r, Path(cache_root))
             )
-            relation = load_relation(
-                prev / "last.pt",
-                int(model_cfg.fusion["channels"]),
-                len(classes),
-                dict(base.losses.get("relation") or {}),
-            )
-            index = sorted(Path(cache_dir).glob("*/index.json"), key=lambda p: p.stat().st_mtime)
-            cache = FrameCache.open(index[-1].parent)
-            train_recs, _ = split_frames(
-                cache.records, float(base.data["val_fraction"]), list(base.data["val_bags"])
-            )
-            pdir = rdir / "pseudo"
-            pdir.mkdir(parents=True, exist_ok=True)
-            lab = base.labels
-            stats: list[dict[str, float]] = []
-            for rec in train_recs:
-                f = cache.load(rec)
-                clicks = weak_labels(
-                    "clicks", f.labels, f.instances, f.xyz, frame_rng(int(lab["seed"]), f.key),
-                    clicks=int(lab["clicks_per_object"]),
-                )  # fmt: skip
-                fp = pseudo_labels_for_frame(
-                    net, f, clicks, model_config=model_cfg, text=text, relation=relation,
-                    options=opts, supervoxel_size=float(base.data["supervoxel_size"]),
-                )  # fmt: skip
-                np.save(pdir / f"{safe_key(f.key)}.npy", fp.labels)
-                if f.labels is not None:
-                    stats.append(pseudo_label_stats(fp.labels, f.labels, len(classes)))
-            for k in ("coverage", "accuracy", "miou"):
-                vals = [s[k] for s in stats if np.isfinite(s[k])]
-                entry[f"pseudo_{k}"] = float(np.mean(vals)) if vals else None
-            log.info("OTOC round %d pseudo labels: %s", r, entry)
-            over["labels.pseudo_dir"] = str(pdir)
+            log.info(
+                "OTOC round %d pseudo labels: coverage %s, accuracy %s, mIoU %s "
+                "(unary weight %.2f, keep fraction %.2f)",
+                r, _pct(entry["pseudo_coverage"]), _pct(entry["pseudo_accuracy"]),
+                _pct(entry["pseudo_miou"]), entry["unary_weight"], entry["keep_fraction"],
+            )  # fmt: skip
+            over["labels.pseudo_dir"] = str(rdir / "pseudo")
+            if float(base.losses["text_ce"].get("class_balance", 0.0)) > 0:
+                over["losses.text_ce.class_balance"] = float(opts["pseudo_class_balance"])
             if opts["finetune"]:
                 over["train.init_from"] = str(prev / "model.pt")
-        res = train(base.with_overrides(over), bags, rdir, progress=progress)
+        res = train(
+            base.with_overrides(over),
+            bags,
+            rdir,
+            progress=progress,
+            resume=resume and (rdir / "last.pt").is_file(),
+            classes=classes,
+            things=things,
+        )
+        entry["cache"] = str(res.cache_dir) if res.cache_dir else None
         entry["metrics"] = res.metrics
         entry["seconds"] = res.seconds
         history.append(entry)
-        (run_dir / "rounds.json").write_text(json.dumps(history, indent=1, default=str))
+        done_file.write_text(json.dumps(history, indent=1, default=str))
         prev = rdir
+    if prev is not None:
+        shutil.copyfile(prev / "model.pt", run_dir / "model.pt")
     return history
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def write_pseudo_labels(
+    cfg: Any, prev: Path, out_dir: Path, opts: dict[str, Any], r: int, cache_root: Path
+) -> dict[str, Any]:
+    """Round ``r``'s pseudo labels from the round ``r-1`` run ``prev`` over the frame
+    cache at ``cache_root`` (the one the rounds train on): propagate every training
+    frame, per-class thresholds over all of them, ``<out_dir>/<frame>.npy``.
+    Returns the round's statistics (ground truth permitting)."""
+    from training.cache import split_frames
+    from training.weak_labels import frame_rng, weak_labels
+    from ws3d_ros.models.checkpoint import load_model
+    from ws3d_ros.models.clip.text import TextEncoder
+
+    loaded = load_model(prev / "model.pt")
+    net = loaded.net
+    assert net is not None
+    classes = list(loaded.meta["classes"])
+    model_cfg = cfg.model_config()
+    text = TextEncoder(loaded.clip.model, loaded.clip.tokenizer).encode(
+        classes, list(model_cfg.clip["templates"])
+    )
+    relation = load_relation(
+        prev / "last.pt",
+        int(model_cfg.fusion["channels"]),
+        len(classes),
+        dict(cfg.losses.get("relation") or {}),
+    )
+    from training.cache import FrameCache
+
+    cache = FrameCache.open(cache_root)
+    lut = None
+    if cache.class_names and classes != cache.class_names:
+        lut = np.full(65536, UNKNOWN, np.uint16)
+        for k, name in enumerate(cache.class_names):
+            if name in classes:
+                lut[k] = classes.index(name)
+    train_recs, _ = split_frames(
+        cache.records, float(cfg.data["val_fraction"]), list(cfg.data["val_bags"])
+    )
+    lab = cfg.labels
+    uw = round_value(opts["unary_weight"], r)
+    kf = round_value(opts["keep_fraction"], r)
+    props: list[tuple[Any, FramePseudo, np.ndarray]] = []
+    for rec in train_recs:
+        f = cache.load(rec)
+        if lut is not None and f.labels is not None:
+            f.labels = lut[f.labels]
+        if lab.get("clicks_file"):
+            from training.trainer import _label_efficient_labels
+
+            _label_efficient_labels(f, {"clicks_file": lab["clicks_file"]}, classes)
+            clicks = f.train_labels
+        else:
+            clicks = weak_labels(
+                "clicks", f.labels, f.instances, f.xyz, frame_rng(int(lab["seed"]), f.key),
+                clicks=int(lab["clicks_per_object"]), stuff_cell=float(lab["stuff_cell"]),
+                min_region_points=int(lab["min_region_points"]),
+            )  # fmt: skip
+        fp = propagate_frame(
+            net, f, clicks, model_config=model_cfg, text=text, relation=relation,
+            options=opts, unary_weight=uw, supervoxel_size=float(cfg.data["supervoxel_size"]),
+        )  # fmt: skip
+        props.append((f, fp, clicks))
+    th = class_thresholds(
+        [torch.as_tensor(fp.probs) for _, fp, _ in props],
+        kf,
+        clamps=[torch.as_tensor(fp.clamp) for _, fp, _ in props],
+        floor=float(opts["confidence"]),
+    ).numpy()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    all_pseudo, all_gt = [], []
+    for f, fp, clicks in props:
+        labels_from_selection(fp, th, clicks)
+        np.save(out_dir / f"{safe_key(f.key)}.npy", fp.labels)
+        if f.labels is not None:
+            all_pseudo.append(fp.labels)
+            all_gt.append(f.labels)
+    entry: dict[str, Any] = {"unary_weight": uw, "keep_fraction": kf,
+                             "thresholds": [round(float(t), 4) for t in th]}  # fmt: skip
+    if all_gt:
+        st = pseudo_label_stats(np.concatenate(all_pseudo), np.concatenate(all_gt), len(classes))
+        for k in ("coverage", "accuracy", "miou"):
+            entry[f"pseudo_{k}"] = st[k] if np.isfinite(st[k]) else None
+    else:
+        entry.update(pseudo_coverage=None, pseudo_accuracy=None, pseudo_miou=None)
+    return entry

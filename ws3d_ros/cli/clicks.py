@@ -1,7 +1,7 @@
 """``ws3d clicks``: one-click labels, derived from ground truth or clicked in rviz.
 
 - ``ws3d clicks --bag B --from-labels --per-object N --out FILE``: N clicks per object
-  (thing instance or stuff region) of every labelled sweep of bag B, drawn from the dense
+  (thing instance or connected stuff region) of every labelled sweep of bag B, drawn from
   ground truth with :func:`training.weak_labels.clicks_per_object` (the same draw as
   ``ws3d train --clicks-per-object N``, seeded per sweep by ``--seed`` and the frame key
   ``<bag name>:<stamp>``), written as a clicks sidecar (:mod:`ws3d_ros.data.clicks`).
@@ -91,10 +91,11 @@ def derive_from_labels(bag: Path, per_object: int, seed: int = 0) -> list:
                 continue
             labelled += 1
             key = f"{bag.name}:{frame.stamp_ns}"
-            weak = clicks_per_object(
-                frame.labels, frame.instances, per_object, frame_rng(seed, key)
-            )
             xyz = frame.xyz
+            # Stuff regions: connected components per class (the trainer's default draw).
+            weak = clicks_per_object(
+                frame.labels, frame.instances, per_object, frame_rng(seed, key), xyz
+            )
             for i in np.flatnonzero(weak != UNKNOWN).tolist():
                 cid = int(weak[i])
                 if cid >= len(names):

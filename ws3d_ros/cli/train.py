@@ -19,11 +19,16 @@ examples:
   ws3d train --config distill_clip.yaml --bags a/ b/ --out runs/distill --steps 2000
   ws3d train --config weak_clicks.yaml --bags a/ --out runs/clicks --clicks-per-object 1
   ws3d train --config full_supervised.yaml --bags a/ --out runs/full --resume
+  ws3d train --config otoc.yaml --bags a/ --out runs/otoc       # OTOC rounds 0..3
   torchrun --nproc_per_node=2 -m ws3d_ros.cli.main train --config ignet_fovmix.yaml \\
       --bags a/ b/ --out runs/ddp
 
 configs (training/configs): distill_clip, ignet_fovmix, weak_clicks, full_supervised,
-demo_quick. A config name without a path is looked up there.
+demo_quick, otoc, ws3dpp. With otoc.rounds > 0 (otoc, ws3dpp) the command runs One Thing
+One Click self-training: round 0 on the clicks, rounds 1..R on pseudo labels propagated
+over the supervoxel graph (RUN_DIR/round<r>/, RUN_DIR/rounds.json with per-round
+pseudo-label coverage/accuracy/mIoU, RUN_DIR/model.pt = the last round's model).
+A config name without a path is looked up there.
 """
 
 
@@ -117,6 +122,36 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
+def _run_otoc(cfg: object, bags: list[Path], args: argparse.Namespace) -> int:
+    """One Thing One Click self-training: rounds 0..otoc.rounds into RUN_DIR/round<r>."""
+    from training.otoc.self_training import run_self_training
+    from ws3d_ros.errors import Ws3dError
+
+    if args.stop_after is not None:
+        raise Ws3dError("--stop-after is not supported with otoc.rounds > 0")
+    history = run_self_training(
+        cfg,
+        bags,
+        args.out,
+        progress=not args.quiet,
+        resume=args.resume,
+        classes=_names(args.classes),
+        things=_names(args.things),
+    )
+    rounds = [
+        {k: h.get(k) for k in ("round", "pseudo_coverage", "pseudo_accuracy", "pseudo_miou")}
+        | {"val_miou": (h.get("metrics") or {}).get("val_miou"), "seconds": h.get("seconds")}
+        for h in history
+    ]
+    summary = {
+        "run_dir": str(args.out),
+        "model": str(Path(args.out) / "model.pt"),
+        "rounds": rounds,
+    }
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
 def _names(text: str | None) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
@@ -127,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig.from_yaml(args.config).with_overrides(overrides_from_args(args))
     bags = list(args.bags) + [b for b in (args.val_bags or []) if b not in args.bags]
+    if int(cfg.raw["otoc"]["rounds"]) > 0:
+        return _run_otoc(cfg, bags, args)
     result = train(
         cfg,
         bags,

@@ -1,0 +1,121 @@
+"""OTOC self-training end to end on a tiny sim bag (rounds logged, pseudo labels used),
+the WS3D++ + relation losses inside the trainer, a clicks file as training labels, and
+the pseudo-label helpers on a trained network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.training.conftest import TINY
+from training.config import TrainConfig
+from training.otoc.self_training import (
+    otoc_instances,
+    pseudo_label_stats,
+    run_self_training,
+)
+
+
+def test_pseudo_label_stats() -> None:
+    gt = np.array([0, 0, 1, 1, 65535], np.uint16)
+    pseudo = np.array([0, 65535, 1, 0, 1], np.uint16)
+    s = pseudo_label_stats(pseudo, gt, 2)
+    assert s["coverage"] == 0.75 and abs(s["accuracy"] - 2 / 3) < 1e-9
+    assert abs(s["miou"] - (0.5 + 0.5) / 2) < 1e-9
+
+
+def test_otoc_instances_dual_set() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 0.2, (30, 3))
+    xyz = np.concatenate([a, a + np.array([5.0, 0, 0])])
+    ids = otoc_instances(xyz, np.zeros_like(xyz), np.full(60, 3), [3], min_points=5)
+    assert len(set(ids[:30].tolist())) == 1 and ids[0] != ids[30] and ids.min() > 0
+
+
+@pytest.mark.parametrize("method", ["crf", "attention"])
+def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
+                              method: str) -> None:  # fmt: skip
+    cfg = TrainConfig.from_dict(TINY).with_overrides({
+        "data.cache_dir": str(cache_root),
+        "labels.mode": "clicks",
+        "train.steps": 4,
+        "losses.relation": {"weight": 0.5, "dim": 8, "hidden": 16},
+        "losses.boundary": {"weight": 0.3},
+        "losses.region_energy": {"weight": 0.5},
+        "losses.region_contrast": {"weight": 0.2},
+        "losses.text_align": {"weight": 0.1},
+        "otoc.method": method,
+        "otoc.steps_per_round": 2,
+        "otoc.confidence": 0.3,
+    })  # fmt: skip
+    hist = run_self_training(cfg, [tiny_bag], tmp_path / "run", rounds=1)
+    assert [h["round"] for h in hist] == [0, 1]
+    assert hist[1]["pseudo_coverage"] is not None and 0 < hist[1]["pseudo_coverage"] <= 1
+    assert 0 <= hist[1]["pseudo_miou"] <= 1
+    saved = json.loads((tmp_path / "run" / "rounds.json").read_text())
+    assert saved[1]["round"] == 1
+    pseudo = sorted((tmp_path / "run" / "round1" / "pseudo").glob("*.npy"))
+    assert pseudo
+    h0 = json.loads((tmp_path / "run" / "round0" / "history.json").read_text())
+    keys = {k for h in h0 for k in h}
+    for name in ("relation", "boundary", "region_energy", "region_contrast", "text_align"):
+        assert f"loss_{name}" in keys, name
+    # Round 1 trained on the pseudo labels and started from round 0's weights.
+    conf1 = (tmp_path / "run" / "round1" / "config.yaml").read_text()
+    assert "pseudo_dir" in conf1 and "round0/model.pt" in conf1
+
+
+def test_clicks_file_labels_the_training_frames(tiny_bag: Path, cache_root: Path,
+                                                tmp_path: Path) -> None:  # fmt: skip
+    from training.cache import FrameCache
+    from training.trainer import _label_efficient_labels
+    from ws3d_ros.cli.clicks import class_names_of, derive_from_labels
+    from ws3d_ros.data.clicks import write_clicks
+
+    clicks = derive_from_labels(tiny_bag, 1)
+    path = write_clicks(tmp_path / "c.jsonl", clicks)
+    index = sorted(cache_root.glob("*/index.json"))[0]
+    cache = FrameCache.open(index.parent)
+    f = cache.load(cache.records[0])
+    _label_efficient_labels(f, {"clicks_file": str(path)}, class_names_of(tiny_bag))
+    mine = [c for c in clicks if c.stamp_ns == cache.records[0].stamp_ns]
+    got = np.flatnonzero(f.train_labels != 65535)
+    # Every click inside the model's point range labels its point with its class.
+    assert 0 < len(got) <= len(mine)
+    assert np.all(f.train_labels[got] == f.labels[got])
+
+
+def test_ws3d_train_runs_otoc_rounds(
+    tiny_bag: Path, cache_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ws3d train` with otoc.rounds > 0 runs the rounds, logs each round's pseudo-label
+    quality and leaves RUN/model.pt; --resume keeps the finished rounds."""
+    import yaml
+
+    from ws3d_ros.cli.main import main as cli_main
+
+    cfg = TrainConfig.from_dict(TINY).with_overrides({
+        "labels.mode": "clicks",
+        "losses.text_ce.class_balance": 1.0,
+        "losses.relation": {"weight": 0.5, "dim": 8, "hidden": 16},
+        "otoc.rounds": 1,
+        "otoc.steps_per_round": 2,
+    })  # fmt: skip
+    path = tmp_path / "otoc_tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    run = tmp_path / "run"
+    args = ["train", "--config", str(path), "--bags", str(tiny_bag), "--out", str(run),
+            "--cache-dir", str(cache_root), "--steps", "3", "--quiet"]  # fmt: skip
+    assert cli_main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [r["round"] for r in summary["rounds"]] == [0, 1]
+    assert 0 < summary["rounds"][1]["pseudo_coverage"] <= 1
+    assert (run / "model.pt").is_file() and (run / "round1" / "model.pt").is_file()
+    rounds = json.loads((run / "rounds.json").read_text())
+    assert rounds[1]["unary_weight"] == 0.0 and len(rounds[1]["thresholds"]) > 0
+    stamp = (run / "round1" / "model.pt").stat().st_mtime_ns
+    assert cli_main([*args, "--resume"]) == 0
+    assert (run / "round1" / "model.pt").stat().st_mtime_ns == stamp  # nothing retrained
