@@ -1,4 +1,4 @@
-"""TensorRT backend parts that run without a GPU (the fallback error: tests/runtime/test_export.py)."""
+"""TensorRT backend parts that run without a GPU (the fallback: tests/runtime/test_export.py)."""
 
 from __future__ import annotations
 
@@ -17,4 +17,3 @@ def test_every_exported_input_has_a_profile_range(tiny_model_dir) -> None:
     assert _dims_of("down_0", n_stages) == ["M1"]  # down_l lists level l+1 voxels
     assert _dims_of("up_0", n_stages) == ["M0"]
     assert _dims_of("image", n_stages) == ["B", "", "H", "W"]
-
