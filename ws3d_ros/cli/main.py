@@ -36,6 +36,11 @@ examples:
   ws3d sim --out /tmp/street --frames 20          simulate a LiDAR + camera rig into a bag
   ws3d info /tmp/street                           topics, rates, calibration, synchronised frames
   ws3d info cloud.bin                             a KITTI .bin sweep or a SemanticKITTI .label file
+  ws3d train --config training/configs/demo_quick.yaml --bags /tmp/street --out runs/demo
+  ws3d export --checkpoint runs/demo/model.pt --out runs/demo/model
+  ws3d infer --bag /tmp/street --model runs/demo/model --out /tmp/labelled
+  ws3d node --model runs/demo/model               the ROS 2 node without `ros2 run`
+  ws3d demo                                       the whole loop (what `make demo` runs)
 
 Run `ws3d <command> --help` for each command's options.
 """
