@@ -40,7 +40,7 @@ PROFILE: dict[str, tuple[int, int, int]] = {
     "M4": (1, 3_000, 30_000),
     "M5": (1, 1_500, 15_000),
     "B": (1, 1, 6),  # images per batch
-    "H": (224, 384, 928),
+    "H": (224, 384, 928),  # replaced by the model's clip.image_size at load
     "W": (224, 1248, 1600),
 }
 
@@ -94,6 +94,9 @@ class TensorRTBackend(Backend):
         self.runtime = trt.Runtime(self.logger)
         self.n_stages = sum(1 for n in meta["inputs"] if n.startswith("down_"))
         profile = dict(PROFILE)
+        # The pipeline always resizes images to clip.image_size: one exact H x W.
+        h, w = (int(v) for v in meta["clip"]["image_size"])
+        profile["H"], profile["W"] = (h, h, h), (w, w, w)
         profile.update({k: tuple(v) for k, v in meta.get("tensorrt_profile", {}).items()})
         self.profile = profile
         self.stream = torch.cuda.Stream(device=self.cuda)
