@@ -15,8 +15,18 @@ from training.config import TrainConfig
 from training.otoc.self_training import (
     otoc_instances,
     pseudo_label_stats,
+    round_value,
     run_self_training,
 )
+
+
+def test_round_value_per_round_lists() -> None:
+    """otoc.keep_fraction / otoc.unary_weight: a number for every round, or a list
+    indexed by round 1..R whose last entry repeats."""
+    assert round_value(0.6, 1) == round_value(0.6, 3) == 0.6
+    ramp = [0.3, 0.5, 0.7]
+    assert [round_value(ramp, r) for r in (1, 2, 3, 4)] == [0.3, 0.5, 0.7, 0.7]
+    assert [round_value([0.0, 0.5], r) for r in (1, 2, 3)] == [0.0, 0.5, 0.5]
 
 
 def test_pseudo_label_stats() -> None:

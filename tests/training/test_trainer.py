@@ -78,6 +78,9 @@ def _ddp_worker(rank: int, world: int, port: int, bag: str, cache: str, out: str
     dist.destroy_process_group()
 
 
+# The free port is picked before the workers bind it, so another process can take it in
+# between (seen once under heavy load): retry that race instead of failing CI on it.
+@pytest.mark.flaky(reruns=2)
 def test_ddp_two_processes_gloo(tiny_bag: Path, cache_root: Path, tmp_path: Path) -> None:
     mp.spawn(
         _ddp_worker,
