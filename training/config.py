@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ws3d_ros.models.config import ConfigError, ModelConfig
+from ws3d_ros.models.config import ConfigError, ModelConfig, merge_config
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -153,25 +153,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], path: str) -> dict[str, Any]:
-    if not isinstance(given, Mapping):
-        raise ConfigError(f"{path or 'config'} must be a mapping, found {type(given).__name__}")
-    out = copy.deepcopy(dict(defaults))
-    for key, value in given.items():
-        where = f"{path}.{key}" if path else str(key)
-        if key not in defaults:
-            raise ConfigError(f"unknown training config key {where!r}; known: {sorted(defaults)}")
-        if where == "model":  # validated by ModelConfig, not by these defaults
-            if not isinstance(value or {}, Mapping):
-                raise ConfigError("model must be a mapping of model config keys")
-            out[key] = copy.deepcopy(dict(value or {}))
-        elif isinstance(defaults[key], Mapping):
-            out[key] = _merge(defaults[key], value or {}, where)
-        else:
-            out[key] = value
-    return out
-
-
 def _parse_scalar(text: str) -> Any:
     import yaml
 
@@ -186,7 +167,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> TrainConfig:
-        cfg = cls(_merge(DEFAULTS, data or {}, ""))
+        cfg = cls(merge_config(DEFAULTS, data or {}, what="training config", opaque=("model",)))
         cfg.validate()
         return cfg
 

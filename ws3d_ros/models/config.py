@@ -54,16 +54,30 @@ _DEFAULTS: dict[str, Any] = {
 FUSION_TYPES = ("concat_mlp", "gated")
 
 
-def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], path: str) -> dict[str, Any]:
+def merge_config(
+    defaults: Mapping[str, Any],
+    given: Mapping[str, Any],
+    path: str = "",
+    *,
+    what: str = "config",
+    opaque: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """``defaults`` updated with ``given``: unknown keys and non-mapping sections raise
+    :class:`ConfigError` naming the dotted key. Sections in ``opaque`` (dotted paths) are
+    taken whole, for another schema to validate (e.g. ``model`` inside a training config)."""
     if not isinstance(given, Mapping):
-        raise ConfigError(f"{path or 'config'} must be a mapping, found {type(given).__name__}")
+        raise ConfigError(f"{path or what} must be a mapping, found {type(given).__name__}")
     out = copy.deepcopy(dict(defaults))
     for key, value in given.items():
         where = f"{path}.{key}" if path else str(key)
         if key not in defaults:
-            raise ConfigError(f"unknown config key {where!r}; known: {sorted(defaults)}")
-        if isinstance(defaults[key], Mapping):
-            out[key] = _merge(defaults[key], value or {}, where)
+            raise ConfigError(f"unknown {what} key {where!r}; known: {sorted(defaults)}")
+        if where in opaque:
+            if not isinstance(value or {}, Mapping):
+                raise ConfigError(f"{where} must be a mapping")
+            out[key] = copy.deepcopy(dict(value or {}))
+        elif isinstance(defaults[key], Mapping):
+            out[key] = merge_config(defaults[key], value or {}, where, what=what, opaque=opaque)
         else:
             out[key] = value
     return out
@@ -77,7 +91,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ModelConfig:
-        cfg = cls(_merge(_DEFAULTS, data or {}, ""))
+        cfg = cls(merge_config(_DEFAULTS, data or {}))
         cfg.validate()
         return cfg
 

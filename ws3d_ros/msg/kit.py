@@ -24,6 +24,7 @@ import array
 import functools
 import importlib
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -143,22 +144,22 @@ def byte_view(buf: Any) -> np.ndarray:
             ) from exc
 
 
-class MessageKit:
+class MessageKit(ABC):
     """Constructs messages of one flavour (see :func:`rosbags_kit`, :func:`rclpy_kit`)."""
 
     flavour: str = ""
 
+    @abstractmethod
     def cls(self, type_name: str) -> type:
         """The message class for ``type_name`` (``pkg/msg/Name`` or ``pkg/Name``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def make(self, type_name: str, **fields: Any) -> Any:
         """Construct a ``type_name`` message; missing fields take the type's defaults."""
-        raise NotImplementedError
 
+    @abstractmethod
     def uint8_array(self, buf: Any) -> Any:
         """The fastest acceptable value for a ``uint8[]`` field of this flavour."""
-        raise NotImplementedError
 
     def time(self, stamp_ns: int) -> Any:
         """builtin_interfaces/Time for ``stamp_ns``."""

@@ -1,20 +1,31 @@
 """Sparse-conv LiDAR encoder: numpy rulebooks, gather-form convs, the MinkUNet.
 
 ``spconv`` is only imported by :class:`SpconvMinkUNet` (the GPU-training twin); the
-gather form needs torch alone and exports to ONNX without scatter nodes.
+gather form needs torch alone and exports to ONNX without scatter nodes. Exports are
+resolved lazily so the numpy rulebook (used by the runtime's preprocessing) imports
+without torch.
 """
 
-from ws3d_ros.models.sparse.conv import SparseConv3dDown, SparseInverseConv3dUp, SubMConv3d
-from ws3d_ros.models.sparse.minkunet import DEFAULT_CONFIG, MinkUNet, SpconvMinkUNet
-from ws3d_ros.models.sparse.rulebook import SparseIndex, build_sparse_index
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_CONFIG",
-    "MinkUNet",
-    "SparseConv3dDown",
-    "SparseIndex",
-    "SparseInverseConv3dUp",
-    "SpconvMinkUNet",
-    "SubMConv3d",
-    "build_sparse_index",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SparseConv3dDown": "conv",
+    "SparseInverseConv3dUp": "conv",
+    "SubMConv3d": "conv",
+    "DEFAULT_CONFIG": "minkunet",
+    "MinkUNet": "minkunet",
+    "SpconvMinkUNet": "minkunet",
+    "SparseIndex": "rulebook",
+    "build_sparse_index": "rulebook",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
