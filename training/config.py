@@ -67,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
         # fill the points the weak labels leave unlabelled.
         "clicks_file": None,
         "pseudo_dir": None,
+        # OTOC's initial labels: a click labels its whole supervoxel (the cache's
+        # segments; training.weak_labels.expand_to_segments), before any pseudo labels.
+        "expand_to_segments": False,
     },
     "augment": {
         "fovmix_prob": 0.0,

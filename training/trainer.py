@@ -674,6 +674,10 @@ def _label_efficient_labels(frame: CachedFrame, lab: dict, class_names: list[str
         bag, _, stamp = frame.key.rpartition(":")
         mine = groups.get((bag, int(stamp)), [])
         frame.train_labels = labels_for_sweep(mine, frame.xyz, class_names)
+    if lab.get("expand_to_segments") and frame.train_labels is not None:
+        from training.weak_labels import expand_to_segments
+
+        frame.train_labels = expand_to_segments(frame.train_labels, frame.segments)
     if lab.get("pseudo_dir"):
         from training.otoc.self_training import safe_key
 

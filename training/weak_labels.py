@@ -22,6 +22,9 @@ and on every rank):
 - :func:`scribbles`: line-like strokes (ScribbleKITTI, Unal et al., CVPR 2022): per
   object, the points within ``width`` metres of a line through a random object point
   along the object's principal (longest) horizontal axis.
+- :func:`expand_to_segments`: OTOC's initial labels (Sec. 3.1: a click labels its whole
+  supervoxel): every segment whose labelled points all agree gets their class on all its
+  points; a segment with clicks of different classes keeps only the clicked points.
 - :func:`weak_labels` dispatches on the ``labels.mode`` of the training config
   (``full`` | ``none`` | ``fraction`` | ``clicks`` | ``scribbles``).
 """
@@ -237,3 +240,26 @@ def weak_labels(
             labels, instances, xyz, rng, width=scribble_width, per_object=scribbles_per_object
         )
     raise ValueError(f"unknown label mode {mode!r}")
+
+
+def expand_to_segments(labels: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Weak ``labels (N,)`` spread over their ``segments (N,)`` (module docstring);
+    points with a negative segment id are left as they are."""
+    labels = np.asarray(labels, np.uint16)
+    seg = np.asarray(segments, np.int64)
+    if len(labels) != len(seg):
+        raise ValueError(f"{len(labels)} labels for {len(seg)} segment ids")
+    out = labels.copy()
+    hit = (labels != UNKNOWN) & (seg >= 0)
+    if not hit.any():
+        return out
+    num = int(seg.max()) + 1
+    lo = np.full(num, np.iinfo(np.int64).max, np.int64)
+    hi = np.full(num, -1, np.int64)
+    np.minimum.at(lo, seg[hit], labels[hit].astype(np.int64))
+    np.maximum.at(hi, seg[hit], labels[hit].astype(np.int64))
+    agree = (hi >= 0) & (lo == hi)
+    fill = np.where(agree, hi, UNKNOWN)
+    spread = (seg >= 0) & (labels == UNKNOWN)
+    out[spread] = fill[seg[spread]].astype(np.uint16)
+    return out

@@ -13,6 +13,8 @@ import pytest
 from tests.training.conftest import TINY
 from training.config import TrainConfig
 from training.otoc.self_training import (
+    FramePseudo,
+    dense_labels,
     otoc_instances,
     pseudo_label_stats,
     round_value,
@@ -35,6 +37,19 @@ def test_pseudo_label_stats() -> None:
     s = pseudo_label_stats(pseudo, gt, 2)
     assert s["coverage"] == 0.75 and abs(s["accuracy"] - 2 / 3) < 1e-9
     assert abs(s["miou"] - (0.5 + 0.5) / 2) < 1e-9
+    # Scene mIoU: the unlabelled class-0 point is a miss: IoU 0 = 1/3, IoU 1 = 1/2.
+    assert abs(s["scene_miou"] - (1 / 3 + 1 / 2) / 2) < 1e-9
+
+
+def test_dense_labels_are_the_argmax_field_before_selection() -> None:
+    """Every supervoxel's argmax on all its points, whatever its confidence; clicks win."""
+    from types import SimpleNamespace
+
+    graph = SimpleNamespace(point_to_sv=np.array([0, 0, 1, 1, -1]))
+    probs = np.array([[0.4, 0.6], [0.9, 0.1]], np.float32)
+    fp = FramePseudo(np.full(5, 65535, np.uint16), graph, probs, np.zeros((5, 3)))
+    clicks = np.array([0, 65535, 65535, 65535, 65535])
+    assert dense_labels(fp, clicks).tolist() == [0, 1, 0, 0, 65535]
 
 
 def test_otoc_instances_dual_set() -> None:
@@ -65,6 +80,7 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
     assert [h["round"] for h in hist] == [0, 1]
     assert hist[1]["pseudo_coverage"] is not None and 0 < hist[1]["pseudo_coverage"] <= 1
     assert 0 <= hist[1]["pseudo_miou"] <= 1
+    assert 0 <= hist[1]["dense_miou"] <= 1 and 0 <= hist[1]["dense_accuracy"] <= 1
     saved = json.loads((tmp_path / "run" / "rounds.json").read_text())
     assert saved[1]["round"] == 1
     pseudo = sorted((tmp_path / "run" / "round1" / "pseudo").glob("*.npy"))

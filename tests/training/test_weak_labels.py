@@ -93,3 +93,39 @@ def test_clicks_one_per_connected_stuff_region() -> None:
     only = clicks_per_object(labels[-52:-50], instances[-52:-50], 1, frame_rng(0, "k"),
                              xyz[-52:-50])  # fmt: skip
     assert (only != UNKNOWN).sum() == 1
+
+
+def test_expand_to_segments_spreads_agreeing_clicks() -> None:
+    """OTOC's initial labels: a click labels its whole supervoxel; a supervoxel with
+    clicks of two classes keeps only the clicked points; unclicked ones stay unknown."""
+    from training.weak_labels import expand_to_segments
+
+    seg = np.array([0, 0, 0, 1, 1, 1, 2, 2, -1], np.int32)
+    lab = np.full(9, UNKNOWN, np.uint16)
+    lab[1] = 4  # segment 0: one click
+    lab[3], lab[5] = 2, 3  # segment 1: two classes disagree
+    out = expand_to_segments(lab, seg)
+    assert out[:3].tolist() == [4, 4, 4]
+    assert out[3:6].tolist() == [2, UNKNOWN, 3]
+    assert out[6:].tolist() == [UNKNOWN] * 3
+    assert lab[0] == UNKNOWN  # the input is not modified
+    with pytest.raises(ValueError, match="segment ids"):
+        expand_to_segments(lab, seg[:-1])
+
+
+def test_expand_to_segments_in_the_trainer_labels() -> None:
+    """`labels.expand_to_segments` applies to the frame's training labels (cache segments)
+    before OTOC pseudo labels fill the rest."""
+    from types import SimpleNamespace
+
+    from training.trainer import _label_efficient_labels
+
+    f = SimpleNamespace(
+        train_labels=np.array([UNKNOWN, 1, UNKNOWN, UNKNOWN], np.uint16),
+        segments=np.array([0, 0, 1, 1], np.int32),
+    )
+    _label_efficient_labels(f, {"expand_to_segments": True}, ["a", "b"])
+    assert f.train_labels.tolist() == [1, 1, UNKNOWN, UNKNOWN]
+    f.train_labels = np.array([UNKNOWN, 1, UNKNOWN, UNKNOWN], np.uint16)
+    _label_efficient_labels(f, {"expand_to_segments": False}, ["a", "b"])
+    assert f.train_labels.tolist() == [UNKNOWN, 1, UNKNOWN, UNKNOWN]
