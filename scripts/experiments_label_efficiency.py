@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.config import TrainConfig
     from training.otoc.self_training import run_self_training
     from training.trainer import train
+    from ws3d_ros.sim.classes import STREET_CLASSES
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -222,8 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         tag = "otoc" if name == "OTOC" else "otoc_ws3dpp"
         # Round 0 trains `steps`; rounds 1..R fine-tune `round_steps` each.
         history = run_self_training(
-            base(over), bags, work / tag, rounds=args.rounds, resume=args.resume
-        )
+            base(over), bags, work / tag, rounds=args.rounds, resume=args.resume,
+            things=[c.name for c in STREET_CLASSES if c.thing],
+        )  # fmt: skip
+        picture = work / tag / "rounds.png"
+        if tag == "otoc" and picture.is_file():
+            shutil.copyfile(picture, args.doc.parent / "otoc_rounds.png")
         pseudo[name] = history
         for h in history:
             r = h["round"]
@@ -291,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{fmt(r.get('pseudo_accuracy'))} | "
             f"{fmt(r.get('pseudo_coverage'))} | {fmt(r.get('dense_miou'))} |"
         )
+    if (args.doc.parent / "otoc_rounds.png").is_file() and not args.only_ws3dpp:
+        lines += ["", "One training sweep of the OTOC chain, labels round by round "
+                  "(`RUN/rounds.png`, written by every `ws3d train --config otoc` run; grey = "
+                  "unlabelled):", "", "![OTOC labels round by round](otoc_rounds.png)"]  # fmt: skip
     (work / "results.json").write_text(json.dumps({"rows": rows, "pseudo": pseudo}, indent=1,
                                                   default=str))  # fmt: skip
     write_section(args.doc, "\n".join(lines) + "\n")

@@ -81,6 +81,8 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
     assert hist[1]["pseudo_coverage"] is not None and 0 < hist[1]["pseudo_coverage"] <= 1
     assert 0 <= hist[1]["pseudo_miou"] <= 1
     assert 0 <= hist[1]["dense_miou"] <= 1 and 0 <= hist[1]["dense_accuracy"] <= 1
+    assert hist[1]["pseudo_scene_miou"] <= hist[1]["pseudo_miou"] + 1e-9
+    assert (tmp_path / "run" / "rounds.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "run" / "rounds.json").read_text())
     assert saved[1]["round"] == 1
     pseudo = sorted((tmp_path / "run" / "round1" / "pseudo").glob("*.npy"))

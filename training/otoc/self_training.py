@@ -41,7 +41,8 @@ Contract:
   ``otoc.steps_per_round`` steps, starting from the previous weights when
   ``otoc.finetune``. Each round's pseudo-label coverage / accuracy / mIoU (pooled over
   the training frames) go to ``RUN_DIR/rounds.json`` and the log; ``RUN_DIR/model.pt``
-  is the last round's model. ``resume`` keeps finished rounds.
+  is the last round's model. ``resume`` keeps finished rounds. ``RUN_DIR/rounds.png``
+  shows one training sweep's labels round by round (:func:`write_rounds_picture`).
 """
 
 from __future__ import annotations
@@ -387,6 +388,9 @@ def run_self_training(
         prev = rdir
     if prev is not None:
         shutil.copyfile(prev / "model.pt", run_dir / "model.pt")
+    picture = write_rounds_picture(base, run_dir, history, things or ())
+    if picture is not None:
+        log.info("OTOC pseudo labels round by round: %s", picture)
     return history
 
 
@@ -402,7 +406,6 @@ def write_pseudo_labels(
     frame, per-class thresholds over all of them, ``<out_dir>/<frame>.npy``.
     Returns the round's statistics (ground truth permitting)."""
     from training.cache import split_frames
-    from training.weak_labels import frame_rng, weak_labels
     from ws3d_ros.models.checkpoint import load_model
     from ws3d_ros.models.clip.text import TextEncoder
 
@@ -440,17 +443,7 @@ def write_pseudo_labels(
         f = cache.load(rec)
         if lut is not None and f.labels is not None:
             f.labels = lut[f.labels]
-        if lab.get("clicks_file"):
-            from training.trainer import _label_efficient_labels
-
-            _label_efficient_labels(f, {"clicks_file": lab["clicks_file"]}, classes)
-            clicks = f.train_labels
-        else:
-            clicks = weak_labels(
-                "clicks", f.labels, f.instances, f.xyz, frame_rng(int(lab["seed"]), f.key),
-                clicks=int(lab["clicks_per_object"]), stuff_cell=float(lab["stuff_cell"]),
-                min_region_points=int(lab["min_region_points"]),
-            )  # fmt: skip
+        clicks = frame_clicks(f, lab, classes)
         fp = propagate_frame(
             net, f, clicks, model_config=model_cfg, text=text, relation=relation,
             options=opts, unary_weight=uw, supervoxel_size=float(cfg.data["supervoxel_size"]),
@@ -471,7 +464,7 @@ def write_pseudo_labels(
             all_pseudo.append(fp.labels)
             all_dense.append(dense_labels(fp, clicks))
             all_gt.append(f.labels)
-    entry: dict[str, Any] = {"unary_weight": uw, "keep_fraction": kf,
+    entry: dict[str, Any] = {"unary_weight": uw, "keep_fraction": kf, "classes": classes,
                              "thresholds": [round(float(t), 4) for t in th]}  # fmt: skip
     if all_gt:
         st = pseudo_label_stats(np.concatenate(all_pseudo), np.concatenate(all_gt), len(classes))
@@ -485,6 +478,80 @@ def write_pseudo_labels(
         entry.update(pseudo_coverage=None, pseudo_accuracy=None, pseudo_miou=None,
                      pseudo_scene_miou=None, dense_accuracy=None, dense_miou=None)  # fmt: skip
     return entry
+
+
+def frame_clicks(frame: Any, lab: dict[str, Any], classes: list[str]) -> np.ndarray:
+    """The clicks of one cached frame (``labels`` section: the clicks sidecar, else the
+    ground-truth draw the trainer makes), as class ids into ``classes``."""
+    from training.weak_labels import frame_rng, weak_labels
+
+    if lab.get("clicks_file"):
+        from training.trainer import _label_efficient_labels
+
+        _label_efficient_labels(frame, {"clicks_file": lab["clicks_file"]}, classes)
+        return frame.train_labels
+    return weak_labels(
+        "clicks", frame.labels, frame.instances, frame.xyz,
+        frame_rng(int(lab["seed"]), frame.key), clicks=int(lab["clicks_per_object"]),
+        stuff_cell=float(lab["stuff_cell"]), min_region_points=int(lab["min_region_points"]),
+    )  # fmt: skip
+
+
+def write_rounds_picture(
+    cfg: Any, run_dir: Path, history: Sequence[dict[str, Any]], things: Sequence[str] = ()
+) -> Path | None:
+    """``RUN/rounds.png`` (:mod:`training.otoc.picture`) for the first training sweep:
+    ground truth, round-0 labels and each round's pseudo labels. None without a round
+    >= 1 (nothing propagated yet)."""
+    import cv2
+
+    from training.cache import FrameCache, split_frames
+    from training.otoc.picture import rounds_picture
+    from training.weak_labels import expand_to_segments
+
+    later = [h for h in history if h.get("round", 0) >= 1 and h.get("classes")]
+    cache_root = next((h["cache"] for h in history if h.get("cache")), None)
+    if not later or cache_root is None:
+        return None
+    classes = list(later[0]["classes"])
+    cache = FrameCache.open(Path(cache_root))
+    recs, _ = split_frames(
+        cache.records, float(cfg.data["val_fraction"]), list(cfg.data["val_bags"])
+    )
+    if not recs:
+        return None
+    f = cache.load(recs[0])
+    if f.labels is not None and cache.class_names and cache.class_names != classes:
+        lut = np.full(65536, UNKNOWN, np.uint16)
+        for k, name in enumerate(cache.class_names):
+            if name in classes:
+                lut[k] = classes.index(name)
+        f.labels = lut[f.labels]
+    panels: list[tuple[str, np.ndarray]] = []
+    if f.labels is not None:
+        panels.append(("ground truth", f.labels))
+    lab = cfg.labels
+    clicks = np.asarray(frame_clicks(f, lab, classes), np.uint16)
+    n_clicks = int((clicks != UNKNOWN).sum())
+    if lab.get("expand_to_segments"):
+        clicks = expand_to_segments(clicks, f.segments)
+    panels.append(
+        (
+            f"round 0: {n_clicks} clicks"
+            + (", spread over their supervoxels" if lab.get("expand_to_segments") else ""),
+            clicks,
+        )
+    )
+    for h in later:
+        path = run_dir / f"round{h['round']}" / "pseudo" / f"{safe_key(f.key)}.npy"
+        if path.is_file():
+            cov = h.get("pseudo_coverage")
+            extra = "" if cov is None else f" ({100 * cov:.0f}% of points)"
+            panels.append((f"round {h['round']} pseudo labels{extra}", np.load(path)))
+    image = rounds_picture(f.xyz, panels, classes, things)
+    out = run_dir / "rounds.png"
+    cv2.imwrite(str(out), image[:, :, ::-1])
+    return out
 
 
 def dense_labels(fp: FramePseudo, clicks: np.ndarray) -> np.ndarray:

@@ -83,6 +83,7 @@ def _bev_panel(
     width: int,
     x_range: tuple[float, float],
     y_half: float,
+    title: str | None = None,
 ) -> np.ndarray:
     ppm = width / (x_range[1] - x_range[0])
     height = round(2 * y_half * ppm)
@@ -110,7 +111,7 @@ def _bev_panel(
         box = cv2.boxPoints(cv2.minAreaRect(pts)).round().astype(np.int32)
         cv2.polylines(image, [box], True, (255, 255, 255), 1, cv2.LINE_AA)
     # Camera fields of view (from the optical axis and horizontal FOV of each camera).
-    for shot in frame.cameras.values():
+    for shot in getattr(frame, "cameras", {}).values():
         T_lidar_from_cam = shot.T_cam_from_lidar.inverse().matrix
         cam = shot.camera
         fx = float(np.asarray(cam.K, np.float64).reshape(3, 3)[0, 0])
@@ -133,10 +134,8 @@ def _bev_panel(
     ego = to_px(np.array([0.0]), np.array([0.0]))[0]
     tri = np.array([[ego[0] + 12, ego[1]], [ego[0] - 7, ego[1] - 7], [ego[0] - 7, ego[1] + 7]])
     cv2.fillPoly(image, [tri.round().astype(np.int32)], (255, 255, 255))
-    _title(
-        image,
-        f"bird's-eye view ({x_range[1] - x_range[0]:.0f} m x {2 * y_half:.0f} m), instance boxes",
-    )
+    extent = f"{x_range[1] - x_range[0]:.0f} m x {2 * y_half:.0f} m"
+    _title(image, title or f"bird's-eye view ({extent}), instance boxes")
     return image
 
 
@@ -213,3 +212,30 @@ def bev_picture(frame: object, classes: Sequence[SimClass], reach: float = 60.0)
     """Bird's-eye view coloured by ``frame.labels`` with ``frame.instances`` boxes + legend."""
     bev = _bev_panel(frame, classes, _WIDTH, (-0.5 * reach, reach), min(30.0, 0.4 * reach))
     return np.concatenate([bev, _legend(classes, _WIDTH)], axis=0)
+
+
+def labels_bev(
+    xyz: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[SimClass],
+    title: str,
+    *,
+    instances: np.ndarray | None = None,
+    width: int = _WIDTH,
+    reach: float = 60.0,
+) -> np.ndarray:
+    """Bird's-eye view of any per-point ``labels`` (ids into ``classes``; ids past the
+    list, e.g. 65535 unlabelled, are grey) with ``title``; no legend (:func:`legend`)."""
+    from types import SimpleNamespace
+
+    view = SimpleNamespace(
+        xyz=np.asarray(xyz),
+        labels=np.asarray(labels),
+        instances=np.zeros(len(xyz), np.uint32) if instances is None else instances,
+    )
+    return _bev_panel(view, classes, width, (-0.5 * reach, reach), min(30.0, 0.4 * reach), title)
+
+
+def legend(classes: Sequence[SimClass], width: int = _WIDTH) -> np.ndarray:
+    """The class legend strip (name, colour, ``*`` on thing classes)."""
+    return _legend(classes, width)
