@@ -149,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         "--no-baseline", action="store_true",
         help="skip the clicked-points-only baseline (no propagation, full step budget)",
     )  # fmt: skip
+    parser.add_argument(
+        "--thing-radius", type=float, default=0.0,
+        help="otoc.thing_radius: thing labels only within this many metres of a click of "
+        "their class (0: off)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--finetune-lr-scale", type=float, default=1.0,
+        help="otoc.finetune_lr_scale: peak lr of rounds >= 1 relative to round 0's",
+    )  # fmt: skip
     parser.add_argument("--no-ws3dpp", action="store_true", help="skip the WS3D++ chain")
     parser.add_argument(
         "--only-ws3dpp", action="store_true",
@@ -210,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         "otoc.confidence": 0.5,
         "otoc.rounds": args.rounds,
         "otoc.steps_per_round": args.round_steps,
+        "otoc.thing_radius": args.thing_radius,
+        "otoc.finetune_lr_scale": args.finetune_lr_scale,
     }
     chains = [] if args.only_ws3dpp else [("OTOC", otoc_over)]
     if not args.no_ws3dpp:

@@ -147,10 +147,16 @@ DEFAULTS: dict[str, Any] = {
         "affinity_tau": 0.2,
         "attention_tau": 0.1,
         "smoothing": 0.5,
+        # One click per object: a thing class is only propagated to supervoxels within
+        # this many metres of a click of that class in the sweep (0: off).
+        "thing_radius": 0.0,
         # losses.text_ce.class_balance of rounds >= 1 (pseudo labels are dense, so the
         # inverse point frequency is milder than round 0's inverse click frequency).
         "pseudo_class_balance": 0.5,
         "finetune": True,  # start round r from round r-1's weights
+        # Peak learning rate of rounds >= 1 relative to optim.lr when fine-tuning (a
+        # trained network is nudged towards its new labels, not shaken up).
+        "finetune_lr_scale": 1.0,
         "steps_per_round": 0,  # 0: train.steps
     },
 }

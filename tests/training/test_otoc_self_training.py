@@ -19,6 +19,7 @@ from training.otoc.self_training import (
     pseudo_label_stats,
     round_value,
     run_self_training,
+    thing_click_mask,
 )
 
 
@@ -52,6 +53,20 @@ def test_dense_labels_are_the_argmax_field_before_selection() -> None:
     assert dense_labels(fp, clicks).tolist() == [0, 1, 0, 0, 65535]
 
 
+def test_thing_click_mask_keeps_things_near_their_clicks() -> None:
+    """One click per object: a thing class is allowed only within the radius of one of
+    its clicks in the sweep (none clicked: nowhere); stuff classes everywhere."""
+    centroids = np.array([[0.0, 0, 0], [3.0, 0, 0], [20.0, 0, 0]])
+    xyz = np.array([[0.5, 0, 0], [19.0, 0, 0], [50.0, 0, 0]])
+    clicks = np.array([2, 0, 65535])  # class 2 (thing) clicked near sv 0, stuff 0 at sv 2
+    m = thing_click_mask(centroids, xyz, clicks, [1, 2], 3, radius=4.0)
+    assert m[:, 0].all()  # stuff
+    assert not m[:, 1].any()  # a thing class without clicks in this sweep
+    assert m[:, 2].tolist() == [True, True, False]
+    m = thing_click_mask(centroids, xyz, clicks, [2], 3, radius=1.0)
+    assert m[:, 2].tolist() == [True, False, False]
+
+
 def test_otoc_instances_dual_set() -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(0, 0.2, (30, 3))
@@ -75,6 +90,8 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
         "otoc.method": method,
         "otoc.steps_per_round": 2,
         "otoc.confidence": 0.3,
+        "otoc.thing_radius": 5.0,
+        "otoc.finetune_lr_scale": 0.5,
     })  # fmt: skip
     hist = run_self_training(cfg, [tiny_bag], tmp_path / "run", rounds=1)
     assert [h["round"] for h in hist] == [0, 1]
@@ -94,6 +111,10 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
     # Round 1 trained on the pseudo labels and started from round 0's weights.
     conf1 = (tmp_path / "run" / "round1" / "config.yaml").read_text()
     assert "pseudo_dir" in conf1 and "round0/model.pt" in conf1
+    import yaml
+
+    lr0 = yaml.safe_load((tmp_path / "run" / "round0" / "config.yaml").read_text())["optim"]["lr"]
+    assert yaml.safe_load(conf1)["optim"]["lr"] == pytest.approx(0.5 * lr0)
 
 
 def test_clicks_file_labels_the_training_frames(tiny_bag: Path, cache_root: Path,

@@ -86,8 +86,13 @@ OTOC_DEFAULTS: dict[str, Any] = {
     "affinity_tau": 0.2,
     "attention_tau": 0.1,
     "smoothing": 0.5,
+    # One click per object: every thing instance got a click, so a thing class can only
+    # be propagated to supervoxels within this many metres of a click of that class in
+    # the same sweep (0: off; see thing_click_mask).
+    "thing_radius": 0.0,
     "pseudo_class_balance": 0.5,  # losses.text_ce.class_balance of rounds >= 1
     "finetune": True,  # start round r from round r-1's weights
+    "finetune_lr_scale": 1.0,  # peak lr of rounds >= 1 (fine-tuning) / optim.lr
     "steps_per_round": 0,  # 0: train.steps
 }
 
@@ -127,9 +132,12 @@ def propagate_frame(
     unary_weight: float | None = None,
     supervoxel_size: float = 1.0,
     device: torch.device | str = "cpu",
+    thing_ids: Sequence[int] = (),
 ) -> FramePseudo:
     """Propagated distribution of one cached frame's supervoxels; ``labels`` hold only
-    the clicks (selection is :func:`labels_from_selection`)."""
+    the clicks (selection is :func:`labels_from_selection`). With ``otoc.thing_radius``
+    > 0 the thing classes ``thing_ids`` are masked out beyond that radius of their
+    clicks (:func:`thing_click_mask`) and the rows renormalised."""
     from training.trainer import make_sample
     from ws3d_ros.models.heads import classify
 
@@ -176,10 +184,44 @@ def propagate_frame(
         tau=float(opt["attention_tau"]),
         smoothing=float(opt["smoothing"]),
     )
+    radius = float(opt.get("thing_radius") or 0.0)
+    if radius > 0 and len(thing_ids) and graph.centroids is not None:
+        allowed = thing_click_mask(graph.centroids, frame.xyz, clicks, thing_ids, num_classes,
+                                   radius)  # fmt: skip
+        q = q * torch.as_tensor(allowed, dtype=q.dtype, device=q.device)
+        q = q / q.sum(1, keepdim=True).clamp_min(1e-12)
     offsets = np.zeros((len(frame), 3), np.float32)
     offsets[kept] = out["offsets"].float().cpu().numpy()
     labels = np.where(clicks >= 0, clicks, UNKNOWN).astype(np.uint16)
     return FramePseudo(labels, graph, q.cpu().numpy(), offsets, clamp_np)
+
+
+def thing_click_mask(
+    centroids: np.ndarray,
+    xyz: np.ndarray,
+    clicks: np.ndarray,
+    thing_ids: Sequence[int],
+    num_classes: int,
+    radius: float,
+) -> np.ndarray:
+    """``(S, C)`` bool: may supervoxel ``s`` take class ``c``? Stuff classes always; a
+    thing class only within ``radius`` metres (centroid to click) of one of its clicks in
+    this sweep. Under One Thing One Click's protocol every object carries a click, so a
+    thing label far from every click of its class is a propagation error (a cone's label
+    leaking over the road it stands on, say)."""
+    cen = np.asarray(centroids, np.float64)
+    allowed = np.ones((len(cen), num_classes), bool)
+    c = np.asarray(clicks).astype(np.int64)
+    for k in thing_ids:
+        if not 0 <= k < num_classes:
+            continue
+        pts = np.asarray(xyz, np.float64)[c == k]
+        if len(pts) == 0:
+            allowed[:, k] = False
+            continue
+        d2 = ((cen[:, None, :] - pts[None, :, :]) ** 2).sum(-1).min(1)
+        allowed[:, k] = d2 <= radius * radius
+    return allowed
 
 
 def labels_from_selection(fp: FramePseudo, thresholds: np.ndarray, clicks: np.ndarray) -> None:
@@ -371,6 +413,7 @@ def run_self_training(
                 over["losses.text_ce.class_balance"] = float(opts["pseudo_class_balance"])
             if opts["finetune"]:
                 over["train.init_from"] = str(prev / "model.pt")
+                over["optim.lr"] = float(base.optim["lr"]) * float(opts["finetune_lr_scale"])
         res = train(
             base.with_overrides(over),
             bags,
@@ -413,6 +456,7 @@ def write_pseudo_labels(
     net = loaded.net
     assert net is not None
     classes = list(loaded.meta["classes"])
+    thing_ids = [classes.index(t) for t in loaded.meta.get("things") or [] if t in classes]
     model_cfg = cfg.model_config()
     text = TextEncoder(loaded.clip.model, loaded.clip.tokenizer).encode(
         classes, list(model_cfg.clip["templates"])
@@ -447,6 +491,7 @@ def write_pseudo_labels(
         fp = propagate_frame(
             net, f, clicks, model_config=model_cfg, text=text, relation=relation,
             options=opts, unary_weight=uw, supervoxel_size=float(cfg.data["supervoxel_size"]),
+            thing_ids=thing_ids,
         )  # fmt: skip
         props.append((f, fp, clicks))
     th = class_thresholds(
