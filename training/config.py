@@ -138,10 +138,10 @@ DEFAULTS: dict[str, Any] = {
         # Pseudo labels: per class, the keep_fraction most confident of the supervoxels
         # predicted as that class (over the round's frames), never below `confidence`.
         # unary_weight / keep_fraction: a number, or one per round 1..R (the last
-        # repeats): the network's unaries are ramped up as it gets better.
+        # repeats).
         "confidence": 0.5,
         "keep_fraction": 0.5,
-        "unary_weight": [0.0, 0.5, 1.0],
+        "unary_weight": 0.5,
         "lam": 2.0,  # Potts weight of the CRF
         "iterations": 10,
         "affinity_tau": 0.2,

@@ -43,7 +43,7 @@ def test_otoc_section_validation() -> None:
     cfg = TrainConfig.from_yaml("otoc")
     assert cfg.raw["otoc"]["rounds"] == 3 and cfg.labels["mode"] == "clicks"
     assert TrainConfig.from_dict({}).raw["otoc"]["rounds"] == 0  # plain training
-    assert cfg.with_overrides({"otoc.unary_weight": 0.5}).raw["otoc"]["unary_weight"] == 0.5
+    assert cfg.with_overrides({"otoc.unary_weight": 0.25}).raw["otoc"]["unary_weight"] == 0.25
     with pytest.raises(ConfigError, match=r"otoc\.method"):
         TrainConfig.from_dict({"otoc": {"method": "graphcut"}})
     with pytest.raises(ConfigError, match=r"otoc\.keep_fraction"):

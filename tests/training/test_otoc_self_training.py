@@ -164,7 +164,7 @@ def test_ws3d_train_runs_otoc_rounds(
     assert 0 < summary["rounds"][1]["pseudo_coverage"] <= 1
     assert (run / "model.pt").is_file() and (run / "round1" / "model.pt").is_file()
     rounds = json.loads((run / "rounds.json").read_text())
-    assert rounds[1]["unary_weight"] == 0.0 and len(rounds[1]["thresholds"]) > 0
+    assert rounds[1]["unary_weight"] == 0.5 and len(rounds[1]["thresholds"]) > 0
     stamp = (run / "round1" / "model.pt").stat().st_mtime_ns
     assert cli_main([*args, "--resume"]) == 0
     assert (run / "round1" / "model.pt").stat().st_mtime_ns == stamp  # nothing retrained
