@@ -133,9 +133,10 @@ def describe(args: argparse.Namespace, minutes: float) -> list[str]:
         f"{args.rate:g} Hz (sweeps 5-10 m apart, so each is a distinct view): "
         f"{args.train_bags} training bags x {args.train_frames} sweeps (seeds "
         f"{', '.join(str(10 + k) for k in range(args.train_bags))}), a held-out bag of "
-        f"{args.val_frames} sweeps (seed 99), 32-beam LiDAR, one camera, random-init tiny "
-        "CLIP (no downloads). Network: demo MinkUNet (16-32-64 / 32-24-24), fusion 32, "
-        "0.2 m voxels, 0.53 M parameters; AdamW, batch 1, at most 12k points per step. "
+        f"{args.val_frames} sweeps (seed {args.heldout_seed}), 32-beam LiDAR, one camera, "
+        "random-init tiny CLIP (no downloads). Network: demo MinkUNet (16-32-64 / "
+        "32-24-24), fusion 32, 0.2 m voxels, 0.53 M parameters; AdamW, batch 1, at most "
+        "12k points per step. "
         "Labels: one click per object (thing instance, or connected stuff region: 1 m "
         "voxel components of a stuff class per sweep, >= 20 points) drawn from ground "
         f"truth (`ws3d clicks --from-labels`' draw, seed {args.seed}, also the training "
@@ -188,10 +189,14 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def seed_table(works: list[Path]) -> list[str]:
-    """mIoU and share of full supervision per seed (each work dir's ``results.json``)
-    and their mean, for the runs every seed has."""
-    results = [json.loads((w / "results.json").read_text()) for w in works]
+def results_name(heldout_seed: int) -> str:
+    return "results.json" if heldout_seed == 99 else f"results{heldout_seed}.json"
+
+
+def seed_table(works: list[Path], name: str = "results.json") -> list[str]:
+    """mIoU and share of full supervision per seed (each work dir's results file) and
+    their mean, for the runs every seed has."""
+    results = [json.loads((w / name).read_text()) for w in works]
     seeds = [r["seed"] for r in results]
     by_seed = [{row["name"]: row for row in r["rows"]} for r in results]
     names = [n for n in by_seed[0] if all(n in b for b in by_seed)]
@@ -271,6 +276,15 @@ def main(argv: list[str] | None = None) -> int:
         "--pseudo-class-balance", type=float, default=0.0,
         help="otoc.pseudo_class_balance: text_ce class balance of rounds >= 1 (0: plain CE)",
     )  # fmt: skip
+    parser.add_argument(
+        "--click-class-balance", type=float, default=0.5,
+        help="losses.text_ce.class_balance of round 0 (1: inverse label frequency, 0.5: "
+        "its square root)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--heldout-seed", type=int, default=99,
+        help="scene seed of the held-out bag (99: the bag the recipe was tuned on)",
+    )  # fmt: skip
     parser.add_argument("--no-ws3dpp", action="store_true", help="skip the WS3D++ chain")
     parser.add_argument(
         "--only-ws3dpp", action="store_true",
@@ -314,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         sim(work / f"train{k}", args.train_frames, 10 + k, args.rate)
         for k in range(args.train_bags)
     ]
-    held = sim(work / "heldout", args.val_frames, 99, args.rate)
+    held_name = "heldout" if args.heldout_seed == 99 else f"heldout{args.heldout_seed}"
+    held = sim(work / held_name, args.val_frames, args.heldout_seed, args.rate)
+    ev = "eval" if args.heldout_seed == 99 else f"eval{args.heldout_seed}"
     total = args.steps + args.rounds * args.round_steps
     cache = str(work / "cache")
     rows: list[dict[str, Any]] = []
@@ -330,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         train(base({"labels.mode": "full", "train.steps": total}), bags, full_dir)
     full: dict[str, Any] = {"miou": None}
     if (full_dir / "model.pt").is_file():
-        full = evaluate(full_dir / "model.pt", held, work / "eval_full")
+        full = evaluate(full_dir / "model.pt", held, work / f"{ev}_full")
         rows.append({"name": "full supervision", "steps": total, **full})
     # Clicks without any propagation: the clicked points alone, the same total steps.
     bare_dir = work / "clicks_only"
@@ -339,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                     "losses.text_ce.class_balance": 1.0, "train.steps": total}),
               bags, bare_dir)  # fmt: skip
     if (bare_dir / "model.pt").is_file():
-        bare = evaluate(bare_dir / "model.pt", held, work / "eval_clicks_only")
+        bare = evaluate(bare_dir / "model.pt", held, work / f"{ev}_clicks_only")
         rows.append({"name": "1 click/object, clicked points only (no propagation)",
                      "steps": total, **bare})  # fmt: skip
 
@@ -349,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         "labels.expand_to_segments": args.expand,
         "train.steps": args.steps,
         "losses.relation": {"weight": 0.5},
-        "losses.text_ce.class_balance": 1.0,
+        "losses.text_ce.class_balance": args.click_class_balance,
         "otoc.method": args.method,
         "otoc.unary_weight": args.unary_weight,
         "otoc.keep_fraction": args.keep_fraction,
@@ -388,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         pseudo[name] = history
         for h in history:
             r = h["round"]
-            m = evaluate(work / tag / f"round{r}" / "model.pt", held, work / f"eval_{tag}_{r}")
+            m = evaluate(work / tag / f"round{r}" / "model.pt", held, work / f"{ev}_{tag}_{r}")
             label = (
                 "OTOC round 0 (each click labels its supervoxel)"
                 if r == 0 and name == "OTOC" and args.expand
@@ -402,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                          "pseudo_accuracy": h.get("pseudo_accuracy"),
                          "dense_miou": h.get("dense_miou")})  # fmt: skip
     minutes = (time.perf_counter() - t0) / 60
-    (work / "results.json").write_text(
+    (work / results_name(args.heldout_seed)).write_text(
         json.dumps({"seed": args.seed, "rows": rows, "pseudo": pseudo}, indent=1, default=str)
     )
     lines = describe(args, minutes) + table(rows)
@@ -411,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                   "(`RUN/rounds.png`, written by every `ws3d train --config otoc` run; grey = "
                   "unlabelled):", "", "![OTOC labels round by round](otoc_rounds.png)"]  # fmt: skip
     if args.also:
-        lines += ["", *seed_table([work, *args.also])]
+        lines += ["", *seed_table([work, *args.also], results_name(args.heldout_seed))]
     write_section(args.doc, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
