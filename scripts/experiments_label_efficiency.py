@@ -295,10 +295,6 @@ def main(argv: list[str] | None = None) -> int:
         "whole supervoxel, as OTOC does)",
     )  # fmt: skip
     parser.add_argument(
-        "--no-baseline", action="store_true",
-        help="skip the clicked-points-only baseline (no propagation, full step budget)",
-    )  # fmt: skip
-    parser.add_argument(
         "--thing-radius", type=float, default=3.0,
         help="otoc.thing_radius: thing labels only within this many metres of a click of "
         "their class (0: off)",
@@ -319,11 +315,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--heldout-seed", type=int, default=99,
         help="scene seed of the held-out bag (99: the bag the recipe was tuned on)",
-    )  # fmt: skip
-    parser.add_argument("--no-ws3dpp", action="store_true", help="skip the WS3D++ chain")
-    parser.add_argument(
-        "--only-ws3dpp", action="store_true",
-        help="train only the WS3D++ chain (run it beside a --no-ws3dpp run, then --resume)",
     )  # fmt: skip
     parser.add_argument(
         "--resume", action="store_true", help="keep the finished rounds under --work"
@@ -353,12 +344,6 @@ def main(argv: list[str] | None = None) -> int:
     unknown = runs - {"full", "fullbal", "clicks", "otoc", "ws3dpp"}
     if unknown:
         parser.error(f"--runs: unknown {sorted(unknown)} (full, fullbal, clicks, otoc, ws3dpp)")
-    if args.no_ws3dpp:
-        runs.discard("ws3dpp")
-    if args.only_ws3dpp:
-        runs = {"ws3dpp"}
-    if args.no_baseline:
-        runs.discard("clicks")
     bags = [
         sim(work / f"train{k}", args.train_frames, 10 + k, args.rate)
         for k in range(args.train_bags)
