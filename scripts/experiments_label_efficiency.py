@@ -8,8 +8,8 @@ round; mIoU, PQ and per-class IoU on a held-out simulated bag; a per-seed summar
 Papers: Liu et al., "One Thing One Click" (CVPR 2021); Liu et al., WS3D (ECCV 2022) /
 WS3D++.
 
-One seed on a 2-core CPU, about 40 core-minutes (five 600-step runs and the
-propagation):
+One seed on a 2-core CPU, about 80 core-minutes (three 600-step baselines, two chains of
+four 600-step rounds, the propagation):
 
     .venv/bin/python scripts/experiments_label_efficiency.py --work /tmp/otoc_exp
 
@@ -125,9 +125,18 @@ def write_section(path: Path, text: str) -> None:
     path.write_text(new)
 
 
+def model_steps(args: argparse.Namespace, r: int) -> int:
+    """Training steps of round ``r``'s model from its initialisation: cumulative when the
+    rounds fine-tune, the round's own steps when each round trains from scratch."""
+    if args.finetune:
+        return args.steps + r * args.round_steps
+    return args.steps if r == 0 else args.round_steps
+
+
 def describe(args: argparse.Namespace, minutes: float) -> list[str]:
     """The setting of the table, in words."""
-    total = args.steps + args.rounds * args.round_steps
+    total = model_steps(args, args.rounds)
+    chain = args.steps + args.rounds * args.round_steps
     return [
         "## Label efficiency: One Thing One Click + WS3D++ (issue 7)",
         "",
@@ -156,13 +165,26 @@ def describe(args: argparse.Namespace, minutes: float) -> list[str]:
             if args.thing_radius > 0
             else ""
         )
+        + (
+            ", every labelled region (1 m connected, as the stuff regions of the clicks) "
+            "holding a click of its class (else the next-best class, else no label)"
+            if args.click_regions
+            else ""
+        )
         + f", keep per class the {ramp(args.keep_fraction, pct=True)} (per round) most "
         "confident supervoxels predicted as it (supervoxel-granular pseudo labels), and "
-        f"fine-tune {args.round_steps} steps each (text CE class balance "
-        f"{args.pseudo_class_balance:g}). Full supervision trains {total} steps (the total "
-        "of OTOC's last round) on every label, once with plain CE and once with round 0's "
+        + (
+            f"fine-tune {args.round_steps} steps each"
+            if args.finetune
+            else f"train a fresh network {args.round_steps} steps each (OTOC's protocol: "
+            "every round's network is trained like the fully supervised one; the earlier "
+            f"rounds only make labels, {chain} steps over the whole chain)"
+        )
+        + f" (text CE class balance {args.pseudo_class_balance:g}). Full supervision "
+        f"trains {total} steps (as many as the last round's model) on every label, once "
+        "with plain CE and once with round 0's "
         "class-balanced CE; *% of best full* is the share of the better of the two. The "
-        "clicked-points-only baseline trains the same total steps on the clicked points "
+        "clicked-points-only baseline trains the same steps on the clicked points "
         "alone (no supervoxel spread, no propagation; CE weighted by inverse frequency). "
         "Pseudo-label columns, over the training sweeps against their ground truth: "
         "*scene* mIoU is the standard mIoU of the pseudo labelling, an unlabelled point "
@@ -171,7 +193,8 @@ def describe(args: argparse.Namespace, minutes: float) -> list[str]:
         "labelled share of the points; the *propagated field* is every supervoxel's argmax "
         "before the confidence selection (all points covered). The pseudo-label columns "
         "of round r describe the labels round r trained on (propagated from round r-1's "
-        "model); steps are cumulative over rounds.",
+        "model); *steps* are those that trained the row's model from its initialisation"
+        + (" (cumulative over the fine-tuned rounds)." if args.finetune else "."),
         "",
     ]
 
@@ -273,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         "two processes can train disjoint runs side by side",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--steps", type=int, default=450, help="round-0 / base steps")
-    parser.add_argument("--round-steps", type=int, default=50, help="steps of rounds 1..R")
+    parser.add_argument("--steps", type=int, default=600, help="round-0 steps")
+    parser.add_argument("--round-steps", type=int, default=600, help="steps of rounds 1..R")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--seed", type=int, default=0,
@@ -282,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--method", choices=("crf", "attention"), default="crf")
     parser.add_argument(
-        "--keep-fraction", type=floats, default=[0.3, 0.5, 0.7],
+        "--keep-fraction", type=floats, default=[0.5, 0.7, 0.9],
         help="per-class pseudo-label share, one value or per round 1..R (comma list)",
     )  # fmt: skip
     parser.add_argument(
@@ -295,16 +318,26 @@ def main(argv: list[str] | None = None) -> int:
         "whole supervoxel, as OTOC does)",
     )  # fmt: skip
     parser.add_argument(
-        "--thing-radius", type=float, default=3.0,
+        "--click-regions", action=argparse.BooleanOptionalAction, default=True,
+        help="otoc.click_regions: a propagated region holding no click of its class falls "
+        "back to its next-best class or stays unlabelled",
+    )  # fmt: skip
+    parser.add_argument(
+        "--thing-radius", type=float, default=0.0,
         help="otoc.thing_radius: thing labels only within this many metres of a click of "
         "their class (0: off)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--finetune", action=argparse.BooleanOptionalAction, default=False,
+        help="otoc.finetune: rounds >= 1 start from the previous round's weights (else "
+        "each round trains from scratch, --round-steps steps)",
     )  # fmt: skip
     parser.add_argument(
         "--finetune-lr-scale", type=float, default=1.0,
         help="otoc.finetune_lr_scale: peak lr of rounds >= 1 relative to round 0's",
     )  # fmt: skip
     parser.add_argument(
-        "--pseudo-class-balance", type=float, default=0.0,
+        "--pseudo-class-balance", type=float, default=0.5,
         help="otoc.pseudo_class_balance: text_ce class balance of rounds >= 1 (0: plain CE)",
     )  # fmt: skip
     parser.add_argument(
@@ -351,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     held_name = "heldout" if args.heldout_seed == 99 else f"heldout{args.heldout_seed}"
     held = sim(work / held_name, args.val_frames, args.heldout_seed, args.rate)
     ev = "eval" if args.heldout_seed == 99 else f"eval{args.heldout_seed}"
-    total = args.steps + args.rounds * args.round_steps
+    total = model_steps(args, args.rounds)  # the full-supervision budget
     cache = str(work / "cache")
     rows: list[dict[str, Any]] = []
 
@@ -360,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds = {"train.seed": args.seed, "labels.seed": args.seed}
         return cfg.with_overrides({"data.cache_dir": cache, **seeds, **extra})
 
-    # Full supervision, the same network and the same total steps as OTOC's last round.
+    # Full supervision, the same network and as many steps as OTOC's last-round model.
     full_dir = work / "full"
     if "full" in runs and not (full_dir / "model.pt").is_file():
         train(base({"labels.mode": "full", "train.steps": total}), bags, full_dir)
@@ -403,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         "otoc.rounds": args.rounds,
         "otoc.steps_per_round": args.round_steps,
         "otoc.thing_radius": args.thing_radius,
+        "otoc.click_regions": args.click_regions,
+        "otoc.finetune": args.finetune,
         "otoc.finetune_lr_scale": args.finetune_lr_scale,
         "otoc.pseudo_class_balance": args.pseudo_class_balance,
     }
@@ -441,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
                 else "1 click/object, clicked points only" if r == 0 and name == "OTOC"
                 else f"{name} round {r}"
             )  # fmt: skip
-            rows.append({"name": label, "steps": args.steps + r * args.round_steps, **m,
+            rows.append({"name": label, "steps": model_steps(args, r), **m,
                          "pseudo_miou": h.get("pseudo_miou"),
                          "pseudo_scene_miou": h.get("pseudo_scene_miou"),
                          "pseudo_coverage": h.get("pseudo_coverage"),

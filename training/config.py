@@ -150,6 +150,13 @@ DEFAULTS: dict[str, Any] = {
         # One click per object: a thing class is only propagated to supervoxels within
         # this many metres of a click of that class in the sweep (0: off).
         "thing_radius": 0.0,
+        # One click per object and per connected stuff region: a propagated region of a
+        # class with no click of that class is dropped to its next-best class or left
+        # unlabelled (training.otoc.click_regions). Only valid when every object of a
+        # sweep was clicked. click_region_cell: region connectivity in metres (0:
+        # labels.stuff_cell).
+        "click_regions": False,
+        "click_region_cell": 0.0,
         # losses.text_ce.class_balance of rounds >= 1 (pseudo labels are dense, so the
         # inverse point frequency is milder than round 0's inverse click frequency).
         "pseudo_class_balance": 0.5,
@@ -249,6 +256,8 @@ class TrainConfig:
                                   f"[{lo:g}, {hi:g}]")  # fmt: skip
         if float(self.losses["text_ce"].get("class_balance", 0.0)) < 0:
             raise ConfigError("losses.text_ce.class_balance must be >= 0")
+        if float(otoc["click_region_cell"]) < 0:
+            raise ConfigError("otoc.click_region_cell must be >= 0 m (0: labels.stuff_cell)")
         if int(otoc["rounds"]) < 0:
             raise ConfigError("otoc.rounds must be >= 0")
         for key in ("fovmix_prob", "modality_dropout", "row_dropout"):

@@ -139,3 +139,15 @@ def test_per_class_thresholds_keep_rare_classes() -> None:
     assert class_thresholds(q, 1.0, clamps=clamp, floor=0.58)[1] == 0.58
     with pytest.raises(ValueError, match="keep_fraction"):
         class_thresholds(q, 0.0)
+
+
+def test_rows_without_a_label_are_not_ranked_or_kept() -> None:
+    """All-zero rows (supervoxels left unlabelled by otoc.click_regions) neither count
+    towards a class' keep fraction nor get a pseudo label, even at a zero threshold."""
+    from training.otoc.propagation import class_thresholds, select_per_class
+
+    q = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.0, 0.0], [0.0, 0.0]])
+    th = class_thresholds(q, 0.5)
+    assert th[0] == pytest.approx(0.9)  # the top half of the 2 live class-0 rows
+    out = select_per_class(q, torch.zeros(2))
+    assert out.tolist() == [0, 0, -1, -1]

@@ -51,6 +51,10 @@ def test_dense_labels_are_the_argmax_field_before_selection() -> None:
     fp = FramePseudo(np.full(5, 65535, np.uint16), graph, probs, np.zeros((5, 3)))
     clicks = np.array([0, 65535, 65535, 65535, 65535])
     assert dense_labels(fp, clicks).tolist() == [0, 1, 0, 0, 65535]
+    # A supervoxel left without a label (an all-zero row: otoc.click_regions) stays
+    # unlabelled in the field.
+    fp.probs = np.array([[0.4, 0.6], [0.0, 0.0]], np.float32)
+    assert dense_labels(fp, clicks).tolist() == [0, 1, 65535, 65535, 65535]
 
 
 def test_thing_click_mask_keeps_things_near_their_clicks() -> None:
@@ -91,6 +95,7 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
         "otoc.steps_per_round": 2,
         "otoc.confidence": 0.3,
         "otoc.thing_radius": 5.0,
+        "otoc.click_regions": method == "crf",
         "otoc.finetune_lr_scale": 0.5,
     })  # fmt: skip
     hist = run_self_training(cfg, [tiny_bag], tmp_path / "run", rounds=1)

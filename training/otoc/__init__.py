@@ -4,10 +4,13 @@
 - :mod:`training.otoc.relation` - relation network + momentum prototype bank + its loss.
 - :mod:`training.otoc.propagation` - CRF mean-field and prototype-attention propagation,
   confident-supervoxel selection.
+- :mod:`training.otoc.click_regions` - every propagated region must hold a click of its
+  class (one click per object).
 - :mod:`training.otoc.self_training` - pseudo labels per frame, round statistics, the
   self-training loop, instances by dual-set grouping.
 """
 
+from training.otoc.click_regions import enforce_click_regions
 from training.otoc.graph import SupervoxelGraph, build_graph, pool_log_probs, pool_mean
 from training.otoc.propagation import (
     mean_field,
@@ -25,6 +28,7 @@ __all__ = [
     "SupervoxelGraph",
     "affinity",
     "build_graph",
+    "enforce_click_regions",
     "mean_field",
     "pool_log_probs",
     "pool_mean",

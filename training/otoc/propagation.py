@@ -34,7 +34,8 @@ Contract (torch, any device; ``S`` supervoxels, ``C`` classes, ``E`` undirected 
 - :func:`class_thresholds` / :func:`select_per_class`: the per-class confidence rule of
   the self-training rounds. Over all supervoxels of a round (every frame), those whose
   argmax is class ``k`` are ranked by confidence and the top ``keep_fraction`` of them
-  (by count) are kept, so a rare class keeps its most confident share instead of
+  (by count) are kept (all-zero rows, supervoxels left without a label, are not
+  ranked), so a rare class keeps its most confident share instead of
   vanishing under one global threshold that only frequent classes clear; ``floor`` is
   an absolute minimum probability on top. Clicked supervoxels are always kept.
 """
@@ -227,6 +228,8 @@ def class_thresholds(
         cl = torch.cat(list(clamps)) if isinstance(clamps, list) else clamps
         free = cl < 0
         conf, lab = conf[free], lab[free]
+    live = conf > 0  # an all-zero row has no label to rank (click_regions drops)
+    conf, lab = conf[live], lab[live]
     out = torch.ones(q.shape[1], dtype=q.dtype, device=q.device)
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must be in (0, 1], found {keep_fraction}")
@@ -245,7 +248,7 @@ def select_per_class(
     """``(S,)`` pseudo labels: ``argmax Q`` where ``max Q >= thresholds[argmax]``, else
     ``-1``; clamped supervoxels keep their click."""
     conf, lab = q.max(dim=1)
-    keep = conf >= thresholds.to(q.dtype)[lab]
+    keep = (conf >= thresholds.to(q.dtype)[lab]) & (conf > 0)
     out = torch.where(keep, lab, torch.full_like(lab, -1))
     if clamp is not None:
         out = torch.where(clamp >= 0, clamp, out)

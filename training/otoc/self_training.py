@@ -12,8 +12,9 @@ Contract:
   ``segments``), takes unaries from the pooled point log-probabilities times the round's
   unary weight and edge affinities from the relation network (or, without one, from the
   pooled fused embeddings), and propagates the frame's clicks with
-  :func:`training.otoc.propagation.propagate` (clicked supervoxels fixed). Returns the
-  propagated ``(S, C)`` distribution, the graph and the clamp.
+  :func:`training.otoc.propagation.propagate` (clicked supervoxels fixed); then the
+  one-click-per-object checks (``otoc.thing_radius``, ``otoc.click_regions``). Returns
+  the propagated ``(S, C)`` distribution, the graph and the clamp.
 - Pseudo labels (:func:`labels_from_selection`) are supervoxel-granular: a supervoxel
   whose ``argmax`` clears its class threshold labels all its points; the thresholds
   (:func:`training.otoc.propagation.class_thresholds`) keep, per class, the
@@ -57,6 +58,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.otoc.click_regions import enforce_click_regions
 from training.otoc.graph import (
     SupervoxelGraph,
     build_graph,
@@ -93,6 +95,12 @@ OTOC_DEFAULTS: dict[str, Any] = {
     # be propagated to supervoxels within this many metres of a click of that class in
     # the same sweep (0: off; see thing_click_mask).
     "thing_radius": 0.0,
+    # One click per object (and per connected stuff region): a propagated region of a
+    # class that holds no click of it is an error (training.otoc.click_regions); it
+    # falls back to its next-best class, or stays unlabelled. Cell: the region
+    # connectivity in metres (0: labels.stuff_cell, the protocol's own).
+    "click_regions": False,
+    "click_region_cell": 0.0,
     "pseudo_class_balance": 0.5,  # losses.text_ce.class_balance of rounds >= 1
     "finetune": True,  # start round r from round r-1's weights
     "finetune_lr_scale": 1.0,  # peak lr of rounds >= 1 (fine-tuning) / optim.lr
@@ -140,7 +148,10 @@ def propagate_frame(
     """Propagated distribution of one cached frame's supervoxels; ``labels`` hold only
     the clicks (selection is :func:`labels_from_selection`). With ``otoc.thing_radius``
     > 0 the thing classes ``thing_ids`` are masked out beyond that radius of their
-    clicks (:func:`thing_click_mask`) and the rows renormalised."""
+    clicks (:func:`thing_click_mask`) and the rows renormalised; with
+    ``otoc.click_regions`` every labelled region must hold a click of its class
+    (:func:`training.otoc.click_regions.enforce_click_regions`; unsupported supervoxels
+    end with an all-zero row: no label)."""
     from training.trainer import make_sample
     from ws3d_ros.models.heads import classify
 
@@ -193,6 +204,11 @@ def propagate_frame(
                                    radius)  # fmt: skip
         q = q * torch.as_tensor(allowed, dtype=q.dtype, device=q.device)
         q = q / q.sum(1, keepdim=True).clamp_min(1e-12)
+    if opt.get("click_regions"):
+        cell = float(opt.get("click_region_cell") or 0.0) or 1.0
+        q_np = enforce_click_regions(q.cpu().numpy(), graph.point_to_sv, frame.xyz, clicks,
+                                     cell=cell)  # fmt: skip
+        q = torch.as_tensor(q_np, device=q.device)
     offsets = np.zeros((len(frame), 3), np.float32)
     offsets[kept] = out["offsets"].float().cpu().numpy()
     labels = np.where(clicks >= 0, clicks, UNKNOWN).astype(np.uint16)
@@ -482,6 +498,8 @@ def write_pseudo_labels(
         cache.records, float(cfg.data["val_fraction"]), list(cfg.data["val_bags"])
     )
     lab = cfg.labels
+    if not float(opts.get("click_region_cell") or 0.0):
+        opts = {**opts, "click_region_cell": float(lab.get("stuff_cell") or 1.0)}
     uw = round_value(opts["unary_weight"], r)
     kf = round_value(opts["keep_fraction"], r)
     props: list[tuple[Any, FramePseudo, np.ndarray]] = []
@@ -605,7 +623,8 @@ def dense_labels(fp: FramePseudo, clicks: np.ndarray) -> np.ndarray:
     """The propagated field before selection: every supervoxel's ``argmax`` on all its
     points (clicked points keep their click). Its mIoU against ground truth measures the
     propagation itself, at full coverage, whatever share the selection keeps."""
-    sv = np.asarray(fp.probs).argmax(1)
+    probs = np.asarray(fp.probs)
+    sv = np.where(probs.max(1) > 0, probs.argmax(1), -1)  # an all-zero row: no label
     pts = points_from_sv(sv, fp.graph.point_to_sv, fill=-1)
     labels = np.where(pts >= 0, pts, UNKNOWN).astype(np.uint16)
     c = np.asarray(clicks).astype(np.int64)
