@@ -178,9 +178,11 @@ def describe(args: argparse.Namespace, minutes: float) -> list[str]:
             if args.finetune
             else f"train a fresh network {args.round_steps} steps each (OTOC's protocol: "
             "every round's network is trained like the fully supervised one; the earlier "
-            f"rounds only make labels, {chain} steps over the whole chain)"
+            f"rounds only make labels, {chain} steps over the whole chain"
         )
-        + f" (text CE class balance {args.pseudo_class_balance:g}). Full supervision "
+        + f"; text CE class balance {args.pseudo_class_balance:g}"
+        + (")" if not args.finetune else "")
+        + ". Full supervision "
         f"trains {total} steps (as many as the last round's model) on every label, once "
         "with plain CE and once with round 0's "
         "class-balanced CE; *% of best full* is the share of the better of the two. The "
