@@ -167,8 +167,15 @@ def describe(args: argparse.Namespace, minutes: float) -> list[str]:
         )
         + (
             ", every labelled region (1 m connected, as the stuff regions of the clicks) "
-            "holding a click of its class (else the next-best class, else no label)"
+            "holding a click of its class (else the next-best class, else no label; a "
+            "stuff region continues through thing-labelled points)"
             if args.click_regions
+            else ""
+        )
+        + (
+            f", supervoxels at ground level (90% of their points within 0.1 m of the lowest "
+            f"point around) restricted to {args.ground_classes.replace(',', ' / ')}"
+            if args.ground_classes.strip()
             else ""
         )
         + f", keep per class the {ramp(args.keep_fraction, pct=True)} (per round) most "
@@ -325,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
         "back to its next-best class or stays unlabelled",
     )  # fmt: skip
     parser.add_argument(
+        "--ground-classes", default="road,sidewalk,terrain",
+        help="otoc.ground_classes: supervoxels at ground level take only these classes "
+        "(comma list; empty: no ground prior)",
+    )  # fmt: skip
+    parser.add_argument(
         "--thing-radius", type=float, default=0.0,
         help="otoc.thing_radius: thing labels only within this many metres of a click of "
         "their class (0: off)",
@@ -439,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         "otoc.steps_per_round": args.round_steps,
         "otoc.thing_radius": args.thing_radius,
         "otoc.click_regions": args.click_regions,
+        "otoc.ground_classes": [n.strip() for n in args.ground_classes.split(",") if n.strip()],
         "otoc.finetune": args.finetune,
         "otoc.finetune_lr_scale": args.finetune_lr_scale,
         "otoc.pseudo_class_balance": args.pseudo_class_balance,

@@ -157,6 +157,13 @@ DEFAULTS: dict[str, Any] = {
         # labels.stuff_cell).
         "click_regions": False,
         "click_region_cell": 0.0,
+        # Ground prior (training.otoc.ground_prior): supervoxels whose points lie at ground
+        # level (>= ground_share of them within ground_height m of the lowest point in a
+        # 3 x 3 window of ground_cell-m columns) take only these classes ([]: off).
+        "ground_classes": [],
+        "ground_height": 0.1,
+        "ground_share": 0.9,
+        "ground_cell": 2.0,
         # losses.text_ce.class_balance of rounds >= 1 (pseudo labels are dense, so the
         # inverse point frequency is milder than round 0's inverse click frequency).
         "pseudo_class_balance": 0.5,

@@ -101,3 +101,43 @@ def test_deterministic_and_rejects_a_bad_cell() -> None:
     assert supported_supervoxels(a.argmax(1), live, p2s, xyz, clicks, 1.0)[live].all()
     with pytest.raises(ValueError, match="cell"):
         enforce_click_regions(probs, p2s, xyz, clicks, cell=0.0)
+
+
+def _split_by_a_thing() -> tuple[np.ndarray, np.ndarray]:
+    """Three supervoxels in a row, 0.8 m apart: 0 | 1 | 2 (each touches the next only)."""
+    xyz = np.concatenate([_blob(0.0), _blob(0.9), _blob(1.8)])
+    return xyz, np.repeat([0, 1, 2], 20)
+
+
+def test_a_stuff_region_continues_through_thing_labelled_points() -> None:
+    """Road (0) | car (1) | road: the far road patch reaches the road click through the
+    car (things stand on stuff and hide it); without thing ids it is cut off."""
+    xyz, p2s = _split_by_a_thing()
+    probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.7, 0.1, 0.2]], np.float32)
+    clicks = np.full(60, -1)
+    clicks[3] = 0  # road clicked in supervoxel 0
+    clicks[25] = 1  # car clicked in supervoxel 1
+    bridged = enforce_click_regions(probs, p2s, xyz, clicks, cell=0.5, thing_ids=[1])
+    np.testing.assert_allclose(bridged, probs)
+    cut = enforce_click_regions(probs, p2s, xyz, clicks, cell=0.5)
+    # Road dropped; class 2 has no click either; the car touching it has: car.
+    assert cut[2].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_things_do_not_bridge_each_other_and_bridges_give_no_support() -> None:
+    """Pedestrian (2) | car (1) | pedestrian: the second pedestrian region is not joined to
+    the first's click through the car. The car itself is a bridge for stuff, never
+    supported by a stuff click."""
+    xyz, p2s = _split_by_a_thing()
+    probs = np.array([[0.1, 0.0, 0.9], [0.2, 0.8, 0.0], [0.3, 0.0, 0.7]], np.float32)
+    clicks = np.full(60, -1)
+    clicks[3] = 2
+    clicks[25] = 1
+    out = enforce_click_regions(probs, p2s, xyz, clicks, cell=0.5, thing_ids=[1, 2])
+    assert out[2].argmax() == 0 and out[2, 2] == 0.0
+    alive = np.ones(3, bool)
+    labels = np.array([0, 1, 0])
+    no_car_click = np.full(60, -1)
+    no_car_click[3] = 0
+    sup = supported_supervoxels(labels, alive, p2s, xyz, no_car_click, 0.5, thing_ids=[1])
+    assert sup.tolist() == [True, False, True]

@@ -96,6 +96,7 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
         "otoc.confidence": 0.3,
         "otoc.thing_radius": 5.0,
         "otoc.click_regions": method == "crf",
+        "otoc.ground_classes": ["road", "sidewalk", "terrain"] if method == "crf" else [],
         "otoc.finetune_lr_scale": 0.5,
     })  # fmt: skip
     hist = run_self_training(cfg, [tiny_bag], tmp_path / "run", rounds=1)

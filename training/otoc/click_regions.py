@@ -22,10 +22,20 @@ Contract (numpy; ``S`` supervoxels, ``C`` classes, ``N`` points):
   best class, ``rounds`` times; a supervoxel still unsupported after that gets an all-zero
   row (no pseudo label: selection never keeps it). Clicked supervoxels are supported by
   their own click, so they are never dropped.
+- ``thing_ids``: a stuff class's region continues through points labelled a thing class.
+  Things stand on stuff and hide it (a parked car and its LiDAR shadow split the visible
+  road), and a thing label that leaks onto stuff cuts the stuff region behind it; neither
+  separates the stuff surface the click was drawn on. Without the bridge such cut-off
+  road patches lost their correct class. Thing classes never bridge each other, and
+  support still goes only to supervoxels labelled with the clicked class. Measured on the
+  simulated benchmark (seed 0, round 3): propagated field 86.2 -> 90.8 % accuracy,
+  72.6 -> 75.7 mIoU, road pseudo-label IoU 72 -> 80 (docs/experiments.md).
 - Deterministic; the input array is not modified.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -41,10 +51,12 @@ def supported_supervoxels(
     xyz: np.ndarray,
     clicks: np.ndarray,
     cell: float,
+    thing_ids: Sequence[int] = (),
 ) -> np.ndarray:
     """``(S,)`` bool: supervoxel ``s`` (label ``labels[s]``, considered where
     ``alive[s]``) has a point in a ``cell``-connected region of its label that holds a
-    click of that label (module docstring)."""
+    click of that label; regions of a stuff class continue through thing-labelled points
+    (``thing_ids``; module docstring)."""
     num = len(labels)
     supported = np.zeros(num, bool)
     p2s = np.asarray(point_to_sv, np.int64)
@@ -52,13 +64,16 @@ def supported_supervoxels(
     safe = np.maximum(p2s, 0)
     point_label = np.where(in_graph & alive[safe], labels[safe], -1)
     click = np.asarray(clicks, np.int64)
+    things = np.asarray(list(thing_ids), np.int64)
+    on_thing = np.isin(point_label, things) if len(things) else np.zeros(len(p2s), bool)
     for c in np.unique(point_label[point_label >= 0]):
-        idx = np.flatnonzero(point_label == c)
+        own = point_label == c
+        idx = np.flatnonzero(own if c in things else own | on_thing)
         comp = connected_components(xyz[idx], cell)
-        clicked = comp[(click[idx] == c) & (comp >= 0)]
+        clicked = comp[(click[idx] == c) & own[idx] & (comp >= 0)]
         if len(clicked) == 0:
             continue
-        ok = np.isin(comp, np.unique(clicked))
+        ok = np.isin(comp, np.unique(clicked)) & own[idx]
         supported[p2s[idx[ok]]] = True
     return supported
 
@@ -71,6 +86,7 @@ def enforce_click_regions(
     *,
     cell: float = 1.0,
     rounds: int = 3,
+    thing_ids: Sequence[int] = (),
 ) -> np.ndarray:
     """Probabilities with the unsupported argmax classes removed (module docstring)."""
     if cell <= 0:
@@ -83,7 +99,9 @@ def enforce_click_regions(
     for attempt in range(max(int(rounds), 0) + 1):
         alive = q.max(axis=1) > 0
         labels = q.argmax(axis=1)
-        bad = alive & ~supported_supervoxels(labels, alive, point_to_sv, pts, clicks, cell)
+        bad = alive & ~supported_supervoxels(
+            labels, alive, point_to_sv, pts, clicks, cell, thing_ids
+        )
         if not bad.any():
             break
         if attempt == rounds:

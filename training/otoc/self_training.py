@@ -67,6 +67,7 @@ from training.otoc.graph import (
     pool_mean,
     sv_labels_from_points,
 )
+from training.otoc.ground_prior import ground_supervoxels, restrict_to_ground_classes
 from training.otoc.propagation import class_thresholds, propagate, select_per_class
 from training.otoc.relation import RelationLoss, affinity
 from ws3d_ros.geometry.instances import group_instances
@@ -101,6 +102,13 @@ OTOC_DEFAULTS: dict[str, Any] = {
     # connectivity in metres (0: labels.stuff_cell, the protocol's own).
     "click_regions": False,
     "click_region_cell": 0.0,
+    # Ground prior (training.otoc.ground_prior): supervoxels whose points lie at ground
+    # level (>= ground_share of them within ground_height m of the lowest point in a
+    # 3 x 3 window of ground_cell-m columns) take only these classes ([]: off).
+    "ground_classes": [],
+    "ground_height": 0.1,
+    "ground_share": 0.9,
+    "ground_cell": 2.0,
     "pseudo_class_balance": 0.5,  # losses.text_ce.class_balance of rounds >= 1
     "finetune": True,  # start round r from round r-1's weights
     "finetune_lr_scale": 1.0,  # peak lr of rounds >= 1 (fine-tuning) / optim.lr
@@ -144,6 +152,7 @@ def propagate_frame(
     supervoxel_size: float = 1.0,
     device: torch.device | str = "cpu",
     thing_ids: Sequence[int] = (),
+    ground_ids: Sequence[int] = (),
 ) -> FramePseudo:
     """Propagated distribution of one cached frame's supervoxels; ``labels`` hold only
     the clicks (selection is :func:`labels_from_selection`). With ``otoc.thing_radius``
@@ -151,7 +160,10 @@ def propagate_frame(
     clicks (:func:`thing_click_mask`) and the rows renormalised; with
     ``otoc.click_regions`` every labelled region must hold a click of its class
     (:func:`training.otoc.click_regions.enforce_click_regions`; unsupported supervoxels
-    end with an all-zero row: no label)."""
+    end with an all-zero row: no label; a stuff region continues through thing-labelled
+    points). With ``ground_ids`` (the ``otoc.ground_classes``) supervoxels at ground
+    level can only take those classes (:mod:`training.otoc.ground_prior`), applied
+    before the click-region check."""
     from training.trainer import make_sample
     from ws3d_ros.models.heads import classify
 
@@ -204,15 +216,34 @@ def propagate_frame(
                                    radius)  # fmt: skip
         q = q * torch.as_tensor(allowed, dtype=q.dtype, device=q.device)
         q = q / q.sum(1, keepdim=True).clamp_min(1e-12)
+    if len(ground_ids):
+        on_ground = ground_supervoxels(
+            frame.xyz, graph.point_to_sv, graph.num, height=float(opt["ground_height"]),
+            share=float(opt["ground_share"]), cell=float(opt["ground_cell"]),
+        )  # fmt: skip
+        q_np = restrict_to_ground_classes(q.cpu().numpy(), on_ground, ground_ids, clamp_np)
+        q = torch.as_tensor(q_np, device=q.device)
     if opt.get("click_regions"):
         cell = float(opt.get("click_region_cell") or 0.0) or 1.0
         q_np = enforce_click_regions(q.cpu().numpy(), graph.point_to_sv, frame.xyz, clicks,
-                                     cell=cell)  # fmt: skip
+                                     cell=cell, thing_ids=thing_ids)  # fmt: skip
         q = torch.as_tensor(q_np, device=q.device)
     offsets = np.zeros((len(frame), 3), np.float32)
     offsets[kept] = out["offsets"].float().cpu().numpy()
     labels = np.where(clicks >= 0, clicks, UNKNOWN).astype(np.uint16)
     return FramePseudo(labels, graph, q.cpu().numpy(), offsets, clamp_np)
+
+
+def resolve_ground_classes(names: Sequence[str] | None, classes: Sequence[str]) -> list[int]:
+    """Ids of ``otoc.ground_classes`` in the model's vocabulary (empty: the prior is off);
+    a name outside the vocabulary is a configuration error, not silently skipped."""
+    names = list(names or [])
+    missing = [n for n in names if n not in classes]
+    if missing:
+        raise ValueError(
+            f"otoc.ground_classes {missing} are not in the model's classes {list(classes)}"
+        )
+    return [list(classes).index(n) for n in names]
 
 
 def thing_click_mask(
@@ -475,6 +506,7 @@ def write_pseudo_labels(
     assert net is not None
     classes = list(loaded.meta["classes"])
     thing_ids = [classes.index(t) for t in loaded.meta.get("things") or [] if t in classes]
+    ground_ids = resolve_ground_classes(opts.get("ground_classes"), classes)
     model_cfg = cfg.model_config()
     text = TextEncoder(loaded.clip.model, loaded.clip.tokenizer).encode(
         classes, list(model_cfg.clip["templates"])
@@ -511,7 +543,7 @@ def write_pseudo_labels(
         fp = propagate_frame(
             net, f, clicks, model_config=model_cfg, text=text, relation=relation,
             options=opts, unary_weight=uw, supervoxel_size=float(cfg.data["supervoxel_size"]),
-            thing_ids=thing_ids,
+            thing_ids=thing_ids, ground_ids=ground_ids,
         )  # fmt: skip
         props.append((f, fp, clicks))
     th = class_thresholds(
