@@ -12,7 +12,8 @@ propagation): road claimed as car 31.6k -> 4.8k points, propagated field 75.7 ->
 mIoU, pseudo labels 73.3 -> 75.2 scene mIoU at 91.5 -> 93.9 % coverage
 (docs/experiments.md).
 
-Contract (numpy; ``S`` supervoxels, ``C`` classes, ``N`` points):
+Contract (numpy; ``S`` supervoxels, ``C`` classes, ``N`` points; ``xyz`` in a z-up frame,
+the LiDAR frame of the cached sweeps, so a tilted sensor needs its cloud levelled first):
 - :func:`ground_supervoxels` -> ``(S,)`` bool: at least ``share`` of the supervoxel's
   points lie within ``height`` m of the local ground. Sloped ground steeper than
   ``height`` over the ground window makes its supervoxels fail the test, which only

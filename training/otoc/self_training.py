@@ -237,10 +237,12 @@ def propagate_frame(
 def resolve_ground_classes(names: Sequence[str] | None, classes: Sequence[str]) -> list[int]:
     """Ids of ``otoc.ground_classes`` in the model's vocabulary (empty: the prior is off);
     a name outside the vocabulary is a configuration error, not silently skipped."""
+    from ws3d_ros.models.config import ConfigError
+
     names = list(names or [])
     missing = [n for n in names if n not in classes]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"otoc.ground_classes {missing} are not in the model's classes {list(classes)}"
         )
     return [list(classes).index(n) for n in names]
@@ -419,6 +421,8 @@ def run_self_training(
     run_dir.mkdir(parents=True, exist_ok=True)
     opts = {**OTOC_DEFAULTS, **dict(cfg.raw.get("otoc") or {})}
     rounds = int(opts["rounds"] if rounds is None else rounds)
+    if classes is not None and rounds > 0:
+        resolve_ground_classes(opts.get("ground_classes"), classes)  # fail before round 0
     cache_dir = cfg.data["cache_dir"] or str(run_dir / "cache")
     base = cfg.with_overrides(
         {"data.cache_dir": cache_dir, "labels.mode": "clicks", "otoc.rounds": 0}
