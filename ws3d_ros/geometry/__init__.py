@@ -8,6 +8,8 @@
   projection (wrap-around guard, optional z-buffer).
 - :mod:`ws3d_ros.geometry.voxel`: :func:`voxelize` and :func:`voxel_reduce`.
 - :mod:`ws3d_ros.geometry.tf_tree`: a static transform tree.
+- :mod:`ws3d_ros.geometry.ground`: :func:`height_above_ground` (lowest-point ground
+  estimate).
 """
 
 from __future__ import annotations
