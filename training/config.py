@@ -141,6 +141,9 @@ DEFAULTS: dict[str, Any] = {
         # repeats).
         "confidence": 0.5,
         "keep_fraction": 0.5,
+        # With clicks spread over their supervoxels the round-0 network is a good unary
+        # from round 1 on: on the simulated benchmark weight 0 (affinities alone) gave a
+        # propagated field of 52 % accuracy / 37 mIoU, 0.5 gave 85 % / 55.
         "unary_weight": 0.5,
         "lam": 2.0,  # Potts weight of the CRF
         "iterations": 10,

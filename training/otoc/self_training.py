@@ -47,6 +47,7 @@ Contract:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Sequence
@@ -58,6 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.config import DEFAULTS as CONFIG_DEFAULTS
 from training.otoc.click_regions import enforce_click_regions
 from training.otoc.graph import (
     SupervoxelGraph,
@@ -76,44 +78,9 @@ log = logging.getLogger(__name__)
 
 UNKNOWN = 65535
 
-#: Defaults of the ``otoc`` options (the config's ``otoc`` section; training.config).
-OTOC_DEFAULTS: dict[str, Any] = {
-    "rounds": 0,
-    "method": "crf",  # crf | attention
-    "confidence": 0.5,  # absolute floor of the per-class thresholds
-    "keep_fraction": 0.5,  # per class, the most confident share of its supervoxels
-    # Per round 1..R (a list: the last repeats). With clicks spread over their
-    # supervoxels the round-0 network is a good unary from round 1 on: measured on the
-    # simulated benchmark, weight 0 (affinities alone) gave a propagated field of 52 %
-    # accuracy / 37 mIoU, weight 0.5 gave 85 % / 55 (docs/experiments.md).
-    "unary_weight": 0.5,
-    "lam": 2.0,  # Potts weight of the CRF
-    "iterations": 10,
-    "affinity_tau": 0.2,
-    "attention_tau": 0.1,
-    "smoothing": 0.5,
-    # One click per object: every thing instance got a click, so a thing class can only
-    # be propagated to supervoxels within this many metres of a click of that class in
-    # the same sweep (0: off; see thing_click_mask).
-    "thing_radius": 0.0,
-    # One click per object (and per connected stuff region): a propagated region of a
-    # class that holds no click of it is an error (training.otoc.click_regions); it
-    # falls back to its next-best class, or stays unlabelled. Cell: the region
-    # connectivity in metres (0: labels.stuff_cell, the protocol's own).
-    "click_regions": False,
-    "click_region_cell": 0.0,
-    # Ground prior (training.otoc.ground_prior): supervoxels whose points lie at ground
-    # level (>= ground_share of them within ground_height m of the lowest point in a
-    # 3 x 3 window of ground_cell-m columns) take only these classes ([]: off).
-    "ground_classes": [],
-    "ground_height": 0.1,
-    "ground_share": 0.9,
-    "ground_cell": 2.0,
-    "pseudo_class_balance": 0.5,  # losses.text_ce.class_balance of rounds >= 1
-    "finetune": True,  # start round r from round r-1's weights
-    "finetune_lr_scale": 1.0,  # peak lr of rounds >= 1 (fine-tuning) / optim.lr
-    "steps_per_round": 0,  # 0: train.steps
-}
+#: Defaults of the ``otoc`` options: the config's ``otoc`` section, documented in
+#: training.config (one table for both).
+OTOC_DEFAULTS: dict[str, Any] = copy.deepcopy(CONFIG_DEFAULTS["otoc"])
 
 
 def round_value(value: Any, r: int) -> float:
