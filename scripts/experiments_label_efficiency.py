@@ -106,6 +106,25 @@ def floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
 
 
+#: About the widest object of each simulated thing class, plus a margin for the supervoxel
+#: centroid (the simulator's cars are up to 5.2 m long, trucks 10, cyclists 1.8).
+DEFAULT_THING_RADIUS = "car=6,truck=10.5,pedestrian=1,cyclist=2,traffic cone=0.75"
+
+
+def thing_radius(text: str) -> float | dict[str, float]:
+    """``"1.5"`` -> 1.5 (every thing class); ``"car=5.5,pedestrian=1"`` -> per class."""
+    if "=" not in text:
+        return float(text)
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    return {name.strip(): float(metres) for name, metres in pairs}
+
+
+def radius_text(radius: float | dict[str, float]) -> str:
+    if isinstance(radius, dict):
+        return ", ".join(f"{m:g} m ({name})" for name, m in radius.items())
+    return f"{radius:g} m"
+
+
 def ramp(values: list[float], pct: bool = False) -> str:
     return " / ".join(f"{v:.0%}" if pct else f"{v:g}" for v in values)
 
@@ -161,8 +180,15 @@ def describe(args: argparse.Namespace, minutes: float) -> list[str]:
         f"the network's unaries (weight {ramp(args.unary_weight)}) and the relation "
         "network's affinities, clicked supervoxels fixed"
         + (
-            f", a thing class only within {args.thing_radius:g} m of a click of its class"
-            if args.thing_radius > 0
+            f", a thing class only within {radius_text(args.thing_radius)} (horizontally) "
+            "of a click of its class"
+            + (
+                ", the points the pseudo labels leave out trained to rule out the thing "
+                f"classes so excluded (candidate-set loss, weight {args.partial_label_weight:g})"
+                if args.partial_label_weight > 0
+                else ""
+            )
+            if args.thing_radius
             else ""
         )
         + (
@@ -337,9 +363,15 @@ def main(argv: list[str] | None = None) -> int:
         "(comma list; empty: no ground prior)",
     )  # fmt: skip
     parser.add_argument(
-        "--thing-radius", type=float, default=0.0,
-        help="otoc.thing_radius: thing labels only within this many metres of a click of "
-        "their class (0: off)",
+        "--thing-radius", type=thing_radius, default=DEFAULT_THING_RADIUS,
+        help="otoc.thing_radius: thing labels only within this many metres (horizontally) "
+        "of a click of their class: one number for every thing class (0: off), or "
+        "'class=metres,...' (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--partial-label-weight", type=float, default=1.0,
+        help="losses.partial_label.weight of the OTOC chains: the points the pseudo labels "
+        "leave out learn the thing classes the thing radius rules out (0: off)",
     )  # fmt: skip
     parser.add_argument(
         "--finetune", action=argparse.BooleanOptionalAction, default=False,
@@ -450,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         "otoc.rounds": args.rounds,
         "otoc.steps_per_round": args.round_steps,
         "otoc.thing_radius": args.thing_radius,
+        "losses.partial_label": {"weight": args.partial_label_weight},
         "otoc.click_regions": args.click_regions,
         "otoc.ground_classes": [n.strip() for n in args.ground_classes.split(",") if n.strip()],
         "otoc.finetune": args.finetune,

@@ -68,6 +68,9 @@ class CachedFrame:
     instances: np.ndarray | None = None  # (N,) uint32
     #: training labels (weak or full, 65535 = unlabelled); set by the trainer, not cached
     train_labels: np.ndarray | None = None
+    #: (N, ceil(C/8)) uint8 packed candidate classes of unlabelled points (``np.packbits``
+    #: along axis 1, class k = bit k); set by the trainer from OTOC's pseudo labels
+    train_candidates: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.points)

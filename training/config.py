@@ -92,6 +92,9 @@ DEFAULTS: dict[str, Any] = {
         "contrastive": {"weight": 0.0, "temperature": 0.1, "feature": "fused"},
         "teacher_distill": {"weight": 0.0, "teacher": "clip", "hidden": 64},
         "offsets": {"weight": 1.0},
+        # Candidate-set loss on the points OTOC's pseudo labels leave out (thing classes
+        # ruled out away from their clicks: otoc.thing_radius); no effect without them.
+        "partial_label": {"weight": 0.0},
         # One Thing One Click relation network (training.otoc.relation.RelationLoss).
         "relation": {"weight": 0.0, "hidden": 64, "dim": 32, "momentum": 0.9, "temperature": 0.1},
         # WS3D++ region-aware losses (training.ws3dpp).
@@ -151,7 +154,10 @@ DEFAULTS: dict[str, Any] = {
         "attention_tau": 0.1,
         "smoothing": 0.5,
         # One click per object: a thing class is only propagated to supervoxels within
-        # this many metres of a click of that class in the sweep (0: off).
+        # this many metres (horizontally) of a click of that class in the sweep: one
+        # number for every thing class, or {class name: metres} (about the widest such
+        # object; others unlimited); 0 / {}: off. The points the pseudo labels leave out
+        # get the classes it rules out as negatives when losses.partial_label.weight > 0.
         "thing_radius": 0.0,
         # One click per object and per connected stuff region: a propagated region of a
         # class with no click of that class is dropped to its next-best class or left
@@ -268,6 +274,12 @@ class TrainConfig:
             raise ConfigError("losses.text_ce.class_balance must be >= 0")
         if float(otoc["click_region_cell"]) < 0:
             raise ConfigError("otoc.click_region_cell must be >= 0 m (0: labels.stuff_cell)")
+        tr = otoc["thing_radius"]
+        if isinstance(tr, dict):
+            if not all(isinstance(v, (int, float)) and float(v) > 0 for v in tr.values()):
+                raise ConfigError("otoc.thing_radius: every class's radius must be > 0 m")
+        elif not isinstance(tr, (int, float)) or float(tr) < 0:
+            raise ConfigError("otoc.thing_radius must be metres >= 0 or {class name: metres}")
         if int(otoc["rounds"]) < 0:
             raise ConfigError("otoc.rounds must be >= 0")
         for key in ("fovmix_prob", "modality_dropout", "row_dropout"):

@@ -11,7 +11,8 @@ Contract:
   the LiDAR z axis) that covers the points one camera sees.
 - :func:`fovmix` returns a new :class:`~training.cache.CachedFrame`: scan A's points
   outside the sector of a camera of B, followed by scan B's points inside it (seen or
-  not). Every per-point array (points, labels, instances, ``train_labels``, segments,
+  not). Every per-point array (points, labels, instances, ``train_labels``,
+  ``train_candidates`` (a side without them: every class a candidate), segments,
   ``view_of``) moves with its point; ``clip_index`` is remapped into one compacted
   ``clip_feats`` table (``V`` = unseen), so point ``p`` of the result has exactly the
   feature row its source point had. Instance and segment ids of B are offset so that
@@ -61,6 +62,14 @@ def _cat(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return np.concatenate([a, b])
 
 
+def _candidate_rows(packed: np.ndarray | None, idx: np.ndarray, width: int) -> np.ndarray:
+    """Rows ``idx`` of packed candidate bits; all bits set (every class a candidate: no
+    information) for a frame without them."""
+    if packed is None:
+        return np.full((len(idx), width), 255, np.uint8)
+    return packed[idx]
+
+
 def fovmix(a: CachedFrame, b: CachedFrame, rng: np.random.Generator) -> CachedFrame:
     """Scan A with the FOV sector of a random camera of scan B spliced in (module doc)."""
     cams = np.unique(b.view_of[b.view_of >= 0])
@@ -87,6 +96,12 @@ def fovmix(a: CachedFrame, b: CachedFrame, rng: np.random.Generator) -> CachedFr
     labels_b = None if b.labels is None else b.labels[take_b]
     inst_b = None if b.instances is None else b.instances[take_b]
     train_b = None if b.train_labels is None else b.train_labels[take_b]
+    cand_a = cand_b = None
+    packed = next((c for c in (a.train_candidates, b.train_candidates) if c is not None), None)
+    if packed is not None:
+        width = packed.shape[1]
+        cand_a = _candidate_rows(a.train_candidates, keep_a, width)
+        cand_b = _candidate_rows(b.train_candidates, take_b, width)
     inst_a = None if a.instances is None else a.instances[keep_a]
 
     return dataclasses.replace(
@@ -102,4 +117,5 @@ def fovmix(a: CachedFrame, b: CachedFrame, rng: np.random.Generator) -> CachedFr
         labels=_cat(None if a.labels is None else a.labels[keep_a], labels_b),
         instances=_cat(inst_a, _offset_ids(a.instances, inst_b)),
         train_labels=_cat(None if a.train_labels is None else a.train_labels[keep_a], train_b),
+        train_candidates=_cat(cand_a, cand_b),
     )

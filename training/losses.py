@@ -29,6 +29,14 @@ Losses:
 - :class:`TeacherDistillLoss` - IGNet's 2D-teacher feature distillation on in-FOV
   points: a projection head maps the 3D point features to the teacher's space and is
   trained with a cosine loss (the teacher is the lifted CLIP feature by default).
+- :class:`PartialLabelLoss` - candidate-set (partial-label) supervision of unlabelled
+  points, Cour et al., "Learning from Partial Labels" (JMLR 2011) and the complementary
+  labels of Kim et al., "NLNL: Negative Learning for Noisy Labels" (ICCV 2019):
+  ``-log sum_{c in candidates} softmax(logits)_c`` on points without a training label
+  whose candidate row rules at least one class out. OTOC writes the rows: a thing class
+  is ruled out farther from every click of its class than such an object is wide
+  (:func:`training.otoc.self_training.thing_click_mask`), so the points the pseudo-label
+  selection leaves out still learn what they are not.
 - :class:`OffsetLoss` - instance offsets (PointGroup, Jiang et al., CVPR 2020): L1
   between the predicted offset and the vector to the point's instance centroid, on
   thing points with an instance id.
@@ -60,6 +68,8 @@ class LossInputs:
     segments: torch.Tensor  # (N,) int64 object id for object distillation, -1 = none
     instances: torch.Tensor  # (N,) int64 ground-truth instance key for offsets, -1 = none
     text: torch.Tensor  # (C, D) unit text embeddings of the training classes
+    #: (N, C) bool candidate classes of unlabelled points (all True: no information)
+    candidates: torch.Tensor | None = None
 
 
 def _zero(out: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -150,6 +160,24 @@ class TextCELoss(nn.Module):
         return F.cross_entropy(logits, lab[ok], weight=weight)
 
 
+class PartialLabelLoss(nn.Module):
+    """Candidate-set loss on unlabelled points (module docstring): the probability mass
+    the cosine-to-text classifier puts outside a point's candidate classes is pushed to
+    zero; points with every class a candidate (or none) carry no information and are
+    skipped."""
+
+    def forward(self, out: Mapping[str, torch.Tensor], x: LossInputs) -> torch.Tensor:
+        cand = x.candidates
+        if cand is None:
+            return _zero(out)
+        ok = (x.labels < 0) & cand.any(1) & ~cand.all(1)
+        if not bool(ok.any()):
+            return _zero(out)
+        logits = classify(out["fused"][ok], x.text, out["temperature"]).float()
+        inside = logits.masked_fill(~cand[ok], float("-inf")).logsumexp(1)
+        return (logits.logsumexp(1) - inside).mean()
+
+
 class OneWayContrastiveLoss(nn.Module):
     """IGNet one-way supervised contrastive loss (out-of-FOV -> detached in-FOV prototypes).
 
@@ -230,6 +258,7 @@ LOSS_NAMES = (
     "contrastive",
     "teacher_distill",
     "offsets",
+    "partial_label",
 )
 
 
@@ -267,5 +296,7 @@ def build_losses(
             )
         elif name == "offsets":
             mods[name] = OffsetLoss()
+        elif name == "partial_label":
+            mods[name] = PartialLabelLoss()
         weights[name] = weight
     return mods, weights

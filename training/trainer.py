@@ -133,6 +133,11 @@ def make_sample(
         else np.full(n, UNKNOWN, np.int64)
     )
     train_labels[train_labels == UNKNOWN] = -1
+    candidates = None
+    if frame.train_candidates is not None:
+        candidates = np.unpackbits(
+            frame.train_candidates[kept], axis=1, count=text.shape[0]
+        ).astype(bool)
     gt = frame.labels[kept] if frame.labels is not None else None
     inst = frame.instances[kept] if frame.instances is not None else None
     if inst is not None and gt is not None:
@@ -163,6 +168,7 @@ def make_sample(
         point_to_voxel, point_feats, xyz = point_to_voxel[sub], point_feats[sub], xyz[sub]
         net_index, teacher, seen = net_index[sub], teacher[sub], seen[sub]
         train_labels, inst_key, seg = train_labels[sub], inst_key[sub], seg[sub]
+        candidates = candidates[sub] if candidates is not None else None
         gt = gt[sub] if gt is not None else None
 
     def t(a: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -185,6 +191,7 @@ def make_sample(
         segments=t(seg, torch.long),
         instances=t(inst_key, torch.long),
         text=text,
+        candidates=None if candidates is None else t(candidates, torch.bool),
     )
     return Sample(net_args, targets, gt, seen, kept)
 
@@ -438,6 +445,11 @@ def train(
             f.labels = lut[f.labels]
         return f
 
+    radius = None  # one click per object: thing classes ruled out away from their clicks
+    if lab["mode"] == "clicks" and float(cfg.losses["partial_label"].get("weight", 0.0)) > 0:
+        from training.otoc.self_training import resolve_thing_radius
+
+        radius = resolve_thing_radius(cfg.raw["otoc"]["thing_radius"], class_names, thing_ids)
     frames: list[CachedFrame] = []
     for r in my_recs:
         f = load(r)
@@ -454,7 +466,7 @@ def train(
             scribble_width=float(lab["scribble_width"]),
             scribbles_per_object=int(lab["scribbles_per_object"]),
         )
-        _label_efficient_labels(f, lab, class_names)
+        _label_efficient_labels(f, lab, class_names, thing_ids=thing_ids, thing_radius=radius)
         frames.append(f)
     labelled = sum(int((f.train_labels != UNKNOWN).sum()) for f in frames)
     total_pts = sum(len(f) for f in frames)
@@ -665,8 +677,21 @@ def train(
 
 
 # --------------------------------------------------------------------------- issue 7
-def _label_efficient_labels(frame: CachedFrame, lab: dict, class_names: list[str]) -> None:
-    """Clicks file / OTOC pseudo labels into ``frame.train_labels`` (config ``labels``)."""
+def _label_efficient_labels(
+    frame: CachedFrame,
+    lab: dict,
+    class_names: list[str],
+    *,
+    thing_ids: Sequence[int] = (),
+    thing_radius: np.ndarray | None = None,
+) -> None:
+    """Clicks file / OTOC pseudo labels into ``frame.train_labels`` (config ``labels``).
+    Candidate classes of the unlabelled points into ``frame.train_candidates`` (packed
+    bits): with ``thing_radius`` (``(C,)`` metres, one click per object) each point's
+    thing classes without a click of theirs within that radius
+    (:func:`training.otoc.self_training.thing_click_mask`, per point); a pseudo-label
+    directory's ``<frame>.candidates.npy`` (the same test per supervoxel, written by
+    :func:`training.otoc.self_training.write_pseudo_labels`) replaces them."""
     if lab.get("clicks_file"):
         from ws3d_ros.data.clicks import by_sweep, labels_for_sweep, read_clicks
 
@@ -674,12 +699,19 @@ def _label_efficient_labels(frame: CachedFrame, lab: dict, class_names: list[str
         bag, _, stamp = frame.key.rpartition(":")
         mine = groups.get((bag, int(stamp)), [])
         frame.train_labels = labels_for_sweep(mine, frame.xyz, class_names)
+    if thing_radius is not None and frame.train_labels is not None and len(thing_ids):
+        from training.otoc.self_training import thing_click_mask
+
+        xyz = frame.xyz
+        allowed = thing_click_mask(xyz, xyz, frame.train_labels, thing_ids, len(class_names),
+                                   thing_radius)  # fmt: skip
+        frame.train_candidates = np.packbits(allowed, axis=1)
     if lab.get("expand_to_segments") and frame.train_labels is not None:
         from training.weak_labels import expand_to_segments
 
         frame.train_labels = expand_to_segments(frame.train_labels, frame.segments)
     if lab.get("pseudo_dir"):
-        from training.otoc.self_training import safe_key
+        from training.otoc.self_training import CANDIDATES_SUFFIX, safe_key
 
         path = Path(lab["pseudo_dir"]) / f"{safe_key(frame.key)}.npy"
         if path.is_file():
@@ -690,6 +722,16 @@ def _label_efficient_labels(frame: CachedFrame, lab: dict, class_names: list[str
             if base is None:
                 base = np.full(len(frame), UNKNOWN, np.uint16)
             frame.train_labels = np.where(base != UNKNOWN, base, pseudo).astype(np.uint16)
+            cand_path = path.with_name(safe_key(frame.key) + CANDIDATES_SUFFIX)
+            if cand_path.is_file():
+                cand = np.load(cand_path)
+                width = (len(class_names) + 7) // 8
+                if cand.shape != (len(frame), width) or cand.dtype != np.uint8:
+                    raise Ws3dError(
+                        f"{cand_path} holds {cand.dtype} {cand.shape}, not packed candidate "
+                        f"bits ({len(frame)}, {width}) uint8 for {len(class_names)} classes"
+                    )
+                frame.train_candidates = cand
 
 
 _CLICKS: dict[str, Any] = {}

@@ -52,3 +52,16 @@ def test_otoc_section_validation() -> None:
         TrainConfig.from_dict({"otoc": {"unary_weight": -1}})
     with pytest.raises(ConfigError, match="class_balance"):
         TrainConfig.from_dict({"losses": {"text_ce": {"class_balance": -1}}})
+
+
+def test_thing_radius_is_metres_or_per_class_metres() -> None:
+    per_class = {"car": 6.0, "pedestrian": 1.0}
+    cfg = TrainConfig.from_dict({"otoc": {"thing_radius": per_class}})
+    assert cfg.raw["otoc"]["thing_radius"] == per_class
+    assert TrainConfig.from_dict({"otoc": {"thing_radius": 2.5}}).raw["otoc"]["thing_radius"] == 2.5
+    with pytest.raises(ConfigError, match=r"otoc\.thing_radius"):
+        TrainConfig.from_dict({"otoc": {"thing_radius": -1}})
+    with pytest.raises(ConfigError, match=r"otoc\.thing_radius"):
+        TrainConfig.from_dict({"otoc": {"thing_radius": {"car": 0}}})
+    with pytest.raises(ConfigError, match=r"otoc\.thing_radius"):
+        TrainConfig.from_dict({"otoc": {"thing_radius": "wide"}})

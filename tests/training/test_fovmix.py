@@ -95,3 +95,27 @@ def test_fovmix_without_camera_points_returns_a() -> None:
     b = _frame(4)
     b.view_of[:] = -1
     assert fovmix(a, b, np.random.default_rng(0)) is a
+
+
+def test_fovmix_moves_candidate_sets_with_their_points() -> None:
+    """Packed OTOC candidate bits travel with the point; a side without them contributes
+    all bits set (every class a candidate, no information)."""
+    a = _frame(5, id_base=0.0)
+    b = _frame(6, id_base=10_000.0)
+    a.train_candidates = np.packbits(
+        (np.arange(len(a))[:, None] + np.arange(13)[None]) % 3 == 0, axis=1
+    )
+    mixed = fovmix(a, b, np.random.default_rng(0))
+    ids = mixed.points["intensity"].astype(np.int64)
+    from_b = ids >= 10_000
+    assert mixed.train_candidates.shape == (len(mixed), 2)
+    np.testing.assert_array_equal(mixed.train_candidates[~from_b], a.train_candidates[ids[~from_b]])
+    assert (mixed.train_candidates[from_b] == 255).all()
+    b.train_candidates, a.train_candidates = a.train_candidates.copy(), None
+    mixed = fovmix(a, b, np.random.default_rng(0))
+    ids = mixed.points["intensity"].astype(np.int64)
+    from_b = ids >= 10_000
+    np.testing.assert_array_equal(
+        mixed.train_candidates[from_b], b.train_candidates[ids[from_b] - 10_000]
+    )
+    assert (mixed.train_candidates[~from_b] == 255).all()

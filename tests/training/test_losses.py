@@ -11,6 +11,7 @@ from training.losses import (
     ObjectDistillLoss,
     OffsetLoss,
     OneWayContrastiveLoss,
+    PartialLabelLoss,
     TeacherDistillLoss,
     TextCELoss,
     VoxelDistillLoss,
@@ -94,6 +95,7 @@ def test_losses_without_targets_are_connected_zeros() -> None:
         OneWayContrastiveLoss(),
         TeacherDistillLoss(16, 8, hidden=8),
         OffsetLoss(),
+        PartialLabelLoss(),
     ):
         value = mod(out, x)
         assert value.item() == 0.0 and value.requires_grad
@@ -151,3 +153,36 @@ def test_text_ce_class_balance_is_inverse_frequency() -> None:
     again.set_class_counts([5.0, 5.0])
     again.load_state_dict(bal.state_dict())
     assert torch.equal(again.class_weights, w)
+
+
+def test_partial_label_loss_is_the_mass_outside_the_candidates() -> None:
+    """-log of the probability mass on a point's candidate classes, over the unlabelled
+    points whose candidates rule something out; labelled points, all-True rows (no
+    information) and all-False rows are skipped; gradient moves the mass into the set."""
+    out, x = _inputs(n=6, c=4)
+    x.labels = torch.tensor([-1, -1, -1, -1, 2, -1])
+    cand = torch.ones(6, 4, dtype=torch.bool)
+    cand[0, 1:] = False  # only class 0
+    cand[1, 3] = False  # anything but class 3
+    cand[3] = False  # nothing: skipped (not an error in the data)
+    cand[4, 0] = False  # labelled: CE's business
+    cand[5, 2] = False
+    x.candidates = cand
+    loss = PartialLabelLoss()(out, x)
+    p = classify(out["fused"], x.text, out["temperature"]).softmax(1)
+    mass = torch.stack([p[0, 0], p[1, :3].sum(), p[5, [0, 1, 3]].sum()])
+    expect = -torch.log(mass).mean()
+    torch.testing.assert_close(loss, expect)
+    # Without candidates (or with no informative row) it is a connected zero.
+    x.candidates = None
+    assert PartialLabelLoss()(out, x).item() == 0.0
+    x.candidates = torch.ones(6, 4, dtype=torch.bool)
+    assert PartialLabelLoss()(out, x).item() == 0.0
+    # A gradient step raises the mass on the candidates.
+    x.candidates = cand
+    fused = out["fused"].detach().clone().requires_grad_()
+    before = PartialLabelLoss()({**out, "fused": fused}, x)
+    before.backward()
+    with torch.no_grad():
+        stepped = fused - 0.05 * fused.grad
+    assert PartialLabelLoss()({**out, "fused": stepped}, x) < before

@@ -13,14 +13,18 @@ import pytest
 from tests.training.conftest import TINY
 from training.config import TrainConfig
 from training.otoc.self_training import (
+    CANDIDATES_SUFFIX,
     FramePseudo,
     dense_labels,
     otoc_instances,
+    point_candidates,
     pseudo_label_stats,
+    resolve_thing_radius,
     round_value,
     run_self_training,
     thing_click_mask,
 )
+from ws3d_ros.models.config import ConfigError
 
 
 def test_round_value_per_round_lists() -> None:
@@ -71,6 +75,49 @@ def test_thing_click_mask_keeps_things_near_their_clicks() -> None:
     assert m[:, 2].tolist() == [True, False, False]
 
 
+def test_thing_click_mask_per_class_radius_is_horizontal() -> None:
+    """A radius per class (inf: no limit), measured in x-y: a supervoxel 1.5 m above a
+    pedestrian's click (its head) is within the pedestrian's 1 m; one 1.5 m beside it
+    is not, while the car's 5 m reaches it."""
+    centroids = np.array([[0.0, 0, 1.5], [1.5, 0, 0], [40.0, 0, 0]])
+    xyz = np.array([[0.0, 0, 0], [0.2, 0, 0], [0.0, 30, 0]])
+    clicks = np.array([1, 2, 3])  # pedestrian (1) and car (2) near the origin, truck (3)
+    radius = np.array([np.inf, 1.0, 5.0, np.inf])
+    m = thing_click_mask(centroids, xyz, clicks, [1, 2, 3], 4, radius=radius)
+    assert m[:, 0].all()
+    assert m[:, 1].tolist() == [True, False, False]
+    assert m[:, 2].tolist() == [True, True, False]
+    assert m[:, 3].all()  # no limit, but clicked in this sweep
+
+
+def test_resolve_thing_radius() -> None:
+    classes = ["road", "car", "pedestrian"]
+    assert resolve_thing_radius(0.0, classes, [1, 2]) is None
+    assert resolve_thing_radius({}, classes, [1, 2]) is None
+    assert resolve_thing_radius(3.0, classes, [1, 2]).tolist() == [np.inf, 3.0, 3.0]
+    got = resolve_thing_radius({"pedestrian": 1.0}, classes, [1, 2])
+    assert got.tolist() == [np.inf, np.inf, 1.0]
+    with pytest.raises(ConfigError, match="bicycle"):
+        resolve_thing_radius({"bicycle": 1.0}, classes, [1, 2])
+    with pytest.raises(ConfigError, match="stuff"):
+        resolve_thing_radius({"road": 1.0}, classes, [1, 2])
+    with pytest.raises(ConfigError, match="> 0"):
+        resolve_thing_radius({"car": 0}, classes, [1, 2])
+
+
+def test_point_candidates_broadcast_the_thing_mask() -> None:
+    from types import SimpleNamespace
+
+    graph = SimpleNamespace(point_to_sv=np.array([0, 1, 1, -1]))
+    allowed = np.array([[True, False, True], [True, True, False]])
+    fp = FramePseudo(np.full(4, 65535, np.uint16), graph, np.zeros((2, 3)), np.zeros((4, 3)))
+    assert point_candidates(fp) is None
+    fp.allowed = allowed
+    cand = point_candidates(fp)
+    assert cand.tolist() == [[True, False, True], [True, True, False], [True, True, False],
+                             [True, True, True]]  # fmt: skip
+
+
 def test_otoc_instances_dual_set() -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(0, 0.2, (30, 3))
@@ -94,7 +141,8 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
         "otoc.method": method,
         "otoc.steps_per_round": 2,
         "otoc.confidence": 0.3,
-        "otoc.thing_radius": 5.0,
+        "otoc.thing_radius": {"car": 6.0, "pedestrian": 1.0} if method == "crf" else 5.0,
+        "losses.partial_label": {"weight": 1.0},
         "otoc.click_regions": method == "crf",
         "otoc.ground_classes": ["road", "sidewalk", "terrain"] if method == "crf" else [],
         "otoc.finetune_lr_scale": 0.5,
@@ -110,9 +158,19 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
     assert saved[1]["round"] == 1
     pseudo = sorted((tmp_path / "run" / "round1" / "pseudo").glob("*.npy"))
     assert pseudo
+    # The thing radius leaves candidate sets for the trainer's partial-label loss.
+    labels = [p for p in pseudo if not p.name.endswith(CANDIDATES_SUFFIX)]
+    for p in labels:
+        cand = np.load(p.with_name(p.stem + CANDIDATES_SUFFIX))
+        assert cand.dtype == np.uint8 and cand.shape == (len(np.load(p)), 2)
+    assert hist[1]["candidate_points"] > 0
+    assert 0.5 < hist[1]["candidate_accuracy"] <= 1
+    h1 = json.loads((tmp_path / "run" / "round1" / "history.json").read_text())
+    assert any(h.get("loss_partial_label", 0) > 0 for h in h1)
     h0 = json.loads((tmp_path / "run" / "round0" / "history.json").read_text())
     keys = {k for h in h0 for k in h}
-    for name in ("relation", "boundary", "region_energy", "region_contrast", "text_align"):
+    for name in ("relation", "boundary", "region_energy", "region_contrast", "text_align",
+                 "partial_label"):  # fmt: skip
         assert f"loss_{name}" in keys, name
     # Round 1 trained on the pseudo labels and started from round 0's weights.
     conf1 = (tmp_path / "run" / "round1" / "config.yaml").read_text()
@@ -174,3 +232,38 @@ def test_ws3d_train_runs_otoc_rounds(
     stamp = (run / "round1" / "model.pt").stat().st_mtime_ns
     assert cli_main([*args, "--resume"]) == 0
     assert (run / "round1" / "model.pt").stat().st_mtime_ns == stamp  # nothing retrained
+
+
+def test_pseudo_candidates_load_into_the_training_frame(cache_root: Path, tmp_path: Path) -> None:
+    """labels.pseudo_dir's <frame>.candidates.npy becomes frame.train_candidates; a file
+    that does not fit the frame and vocabulary is a clear error."""
+    from training.cache import FrameCache
+    from training.otoc.self_training import safe_key
+    from training.trainer import _label_efficient_labels
+    from ws3d_ros.errors import Ws3dError
+
+    cache = FrameCache.open(sorted(cache_root.glob("*/index.json"))[0].parent)
+    f = cache.load(cache.records[0])
+    classes = [f"c{k}" for k in range(13)]
+    np.save(tmp_path / f"{safe_key(f.key)}.npy", np.full(len(f), 65535, np.uint16))
+    cand = np.packbits(np.eye(13, dtype=bool)[np.arange(len(f)) % 13], axis=1)
+    np.save(tmp_path / f"{safe_key(f.key)}{CANDIDATES_SUFFIX}", cand)
+    # Round 0: candidates from the clicks themselves, per point (thing radius).
+    clicks = np.full(len(f), 65535, np.uint16)
+    clicks[0] = 8
+    f.train_labels = clicks.copy()
+    radius = np.full(13, np.inf)
+    radius[8] = 2.0
+    _label_efficient_labels(f, {}, classes, thing_ids=[8, 10], thing_radius=radius)
+    allowed = np.unpackbits(f.train_candidates, axis=1, count=13).astype(bool)
+    near = np.hypot(*(f.xyz[:, :2] - f.xyz[0, :2]).T) <= 2.0
+    np.testing.assert_array_equal(allowed[:, 8], near)
+    assert not allowed[:, 10].any() and allowed[:, [0, 9, 11, 12]].all()
+    # A pseudo-label directory's candidate file replaces them.
+    f.train_labels = clicks.copy()
+    _label_efficient_labels(f, {"pseudo_dir": str(tmp_path)}, classes, thing_ids=[8, 10],
+                            thing_radius=radius)  # fmt: skip
+    np.testing.assert_array_equal(f.train_candidates, cand)
+    np.save(tmp_path / f"{safe_key(f.key)}{CANDIDATES_SUFFIX}", cand[:, :1])
+    with pytest.raises(Ws3dError, match="candidate"):
+        _label_efficient_labels(f, {"pseudo_dir": str(tmp_path)}, classes)

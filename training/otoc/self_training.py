@@ -36,7 +36,10 @@ Contract:
   ``losses.text_ce.class_balance`` > 0); round ``r >= 1`` writes
   ``round{r}/pseudo/<frame>.npy`` from the round ``r-1`` model and relation network
   (:func:`write_pseudo_labels`, unary weight and keep fraction of round ``r`` from the
-  ``otoc`` values, a number or one per round) and retrains with
+  ``otoc`` values, a number or one per round; with ``otoc.thing_radius`` also
+  ``<frame>.candidates.npy``, the packed per-point candidate classes of
+  :func:`point_candidates` for the trainer's ``partial_label`` loss, with their count
+  and accuracy in the round's statistics) and retrains with
   ``labels.pseudo_dir`` (clicks always win over pseudo labels) for
   ``otoc.steps_per_round`` steps, starting from the previous weights when
   ``otoc.finetune``. Each round's pseudo-label coverage / accuracy / mIoU (pooled over
@@ -77,6 +80,8 @@ from ws3d_ros.geometry.instances import group_instances
 log = logging.getLogger(__name__)
 
 UNKNOWN = 65535
+#: ``<pseudo dir>/<frame><CANDIDATES_SUFFIX>``: the frame's packed candidate classes
+CANDIDATES_SUFFIX = ".candidates.npy"
 
 #: Defaults of the ``otoc`` options: the config's ``otoc`` section, documented in
 #: training.config (one table for both).
@@ -98,6 +103,7 @@ class FramePseudo:
     probs: np.ndarray  # (S, C) propagated distribution
     offsets: np.ndarray  # (N, 3) predicted instance offsets (zeros on cropped points)
     clamp: np.ndarray | None = None  # (S,) clicked class per supervoxel, -1 none
+    allowed: np.ndarray | None = None  # (S, C) bool: classes the thing radius permits
 
 
 def frame_intensity(points: np.ndarray) -> np.ndarray | None:
@@ -120,6 +126,7 @@ def propagate_frame(
     device: torch.device | str = "cpu",
     thing_ids: Sequence[int] = (),
     ground_ids: Sequence[int] = (),
+    thing_radius: np.ndarray | None = None,
 ) -> FramePseudo:
     """Propagated distribution of one cached frame's supervoxels; ``labels`` hold only
     the clicks (selection is :func:`labels_from_selection`). With ``otoc.thing_radius``
@@ -177,8 +184,17 @@ def propagate_frame(
         tau=float(opt["attention_tau"]),
         smoothing=float(opt["smoothing"]),
     )
-    radius = float(opt.get("thing_radius") or 0.0)
-    if radius > 0 and len(thing_ids) and graph.centroids is not None:
+    radius = thing_radius
+    if radius is None:
+        value = opt.get("thing_radius")
+        if isinstance(value, dict) and value:
+            raise ValueError(
+                "a per-class otoc.thing_radius needs the class names: pass "
+                "thing_radius=resolve_thing_radius(value, classes, thing_ids)"
+            )
+        radius = resolve_thing_radius(value, range(num_classes), thing_ids)
+    allowed = None
+    if radius is not None and len(thing_ids) and graph.centroids is not None:
         allowed = thing_click_mask(graph.centroids, frame.xyz, clicks, thing_ids, num_classes,
                                    radius)  # fmt: skip
         q = q * torch.as_tensor(allowed, dtype=q.dtype, device=q.device)
@@ -198,7 +214,7 @@ def propagate_frame(
     offsets = np.zeros((len(frame), 3), np.float32)
     offsets[kept] = out["offsets"].float().cpu().numpy()
     labels = np.where(clicks >= 0, clicks, UNKNOWN).astype(np.uint16)
-    return FramePseudo(labels, graph, q.cpu().numpy(), offsets, clamp_np)
+    return FramePseudo(labels, graph, q.cpu().numpy(), offsets, clamp_np, allowed)
 
 
 def resolve_ground_classes(names: Sequence[str] | None, classes: Sequence[str]) -> list[int]:
@@ -215,31 +231,72 @@ def resolve_ground_classes(names: Sequence[str] | None, classes: Sequence[str]) 
     return [list(classes).index(n) for n in names]
 
 
+def resolve_thing_radius(
+    value: Any, classes: Sequence[str], thing_ids: Sequence[int]
+) -> np.ndarray | None:
+    """``otoc.thing_radius`` as ``(C,)`` metres per class (``inf``: no limit), or None when
+    off. A number > 0 applies to every thing class; a mapping ``{class name: metres}`` to
+    the named ones (the others are unlimited). A name outside the vocabulary, or of a
+    stuff class, is a configuration error (checked before round 0 when the classes are
+    known)."""
+    from ws3d_ros.models.config import ConfigError
+
+    num = len(classes)
+    radius = np.full(num, np.inf)
+    if isinstance(value, dict):
+        if not value:
+            return None
+        for name, metres in value.items():
+            if name not in classes:
+                raise ConfigError(
+                    f"otoc.thing_radius names {name!r}, not in the model's classes {list(classes)}"
+                )
+            k = list(classes).index(name)
+            if k not in thing_ids:
+                raise ConfigError(f"otoc.thing_radius names {name!r}, a stuff class; only "
+                                  "thing classes (one click per object) take a radius")  # fmt: skip
+            if not float(metres) > 0:
+                raise ConfigError(f"otoc.thing_radius.{name} must be > 0 m")
+            radius[k] = float(metres)
+        return radius
+    if not value or float(value) <= 0:
+        return None
+    radius[[k for k in thing_ids if 0 <= k < num]] = float(value)
+    return radius
+
+
 def thing_click_mask(
     centroids: np.ndarray,
     xyz: np.ndarray,
     clicks: np.ndarray,
     thing_ids: Sequence[int],
     num_classes: int,
-    radius: float,
+    radius: float | Sequence[float] | np.ndarray,
 ) -> np.ndarray:
     """``(S, C)`` bool: may supervoxel ``s`` take class ``c``? Stuff classes always; a
-    thing class only within ``radius`` metres (centroid to click) of one of its clicks in
-    this sweep. Under One Thing One Click's protocol every object carries a click, so a
-    thing label far from every click of its class is a propagation error (a cone's label
-    leaking over the road it stands on, say)."""
-    cen = np.asarray(centroids, np.float64)
+    thing class ``k`` only within ``radius`` metres (one number, or ``(C,)`` per class with
+    ``inf`` for no limit) of one of its clicks in this sweep, measured horizontally from
+    the supervoxel centroid (objects stand upright; a click anywhere on a pedestrian is
+    within its width of every other point of it, but up to its height away in 3D). Under
+    One Thing One Click's protocol every object carries a click, so a thing label farther
+    from every click of its class than such an object is wide is a propagation error (a
+    cone's label leaking over the road it stands on, a pedestrian's into the hedge
+    behind)."""
+    cen = np.asarray(centroids, np.float64)[:, :2]
     allowed = np.ones((len(cen), num_classes), bool)
+    rad = np.broadcast_to(np.asarray(radius, np.float64), (num_classes,))
     c = np.asarray(clicks).astype(np.int64)
     for k in thing_ids:
         if not 0 <= k < num_classes:
             continue
-        pts = np.asarray(xyz, np.float64)[c == k]
+        pts = np.asarray(xyz, np.float64)[c == k, :2]
         if len(pts) == 0:
             allowed[:, k] = False
             continue
+        if not np.isfinite(rad[k]):
+            continue
         d2 = ((cen[:, None, :] - pts[None, :, :]) ** 2).sum(-1).min(1)
-        allowed[:, k] = d2 <= radius * radius
+        allowed[:, k] = d2 <= rad[k] * rad[k]
     return allowed
 
 
@@ -388,8 +445,10 @@ def run_self_training(
     run_dir.mkdir(parents=True, exist_ok=True)
     opts = {**OTOC_DEFAULTS, **dict(cfg.raw.get("otoc") or {})}
     rounds = int(opts["rounds"] if rounds is None else rounds)
-    if classes is not None and rounds > 0:
-        resolve_ground_classes(opts.get("ground_classes"), classes)  # fail before round 0
+    if classes is not None and rounds > 0:  # fail before round 0
+        resolve_ground_classes(opts.get("ground_classes"), classes)
+        thing_ids = [list(classes).index(t) for t in things or () if t in classes]
+        resolve_thing_radius(opts.get("thing_radius"), classes, thing_ids)
     cache_dir = cfg.data["cache_dir"] or str(run_dir / "cache")
     base = cfg.with_overrides(
         {"data.cache_dir": cache_dir, "labels.mode": "clicks", "otoc.rounds": 0}
@@ -466,7 +525,8 @@ def write_pseudo_labels(
 ) -> dict[str, Any]:
     """Round ``r``'s pseudo labels from the round ``r-1`` run ``prev`` over the frame
     cache at ``cache_root`` (the one the rounds train on): propagate every training
-    frame, per-class thresholds over all of them, ``<out_dir>/<frame>.npy``.
+    frame, per-class thresholds over all of them, ``<out_dir>/<frame>.npy`` (and
+    ``<frame>.candidates.npy`` with a thing radius).
     Returns the round's statistics (ground truth permitting)."""
     from training.cache import split_frames
     from ws3d_ros.models.checkpoint import load_model
@@ -478,6 +538,7 @@ def write_pseudo_labels(
     classes = list(loaded.meta["classes"])
     thing_ids = [classes.index(t) for t in loaded.meta.get("things") or [] if t in classes]
     ground_ids = resolve_ground_classes(opts.get("ground_classes"), classes)
+    radius = resolve_thing_radius(opts.get("thing_radius"), classes, thing_ids)
     model_cfg = cfg.model_config()
     text = TextEncoder(loaded.clip.model, loaded.clip.tokenizer).encode(
         classes, list(model_cfg.clip["templates"])
@@ -514,7 +575,7 @@ def write_pseudo_labels(
         fp = propagate_frame(
             net, f, clicks, model_config=model_cfg, text=text, relation=relation,
             options=opts, unary_weight=uw, supervoxel_size=float(cfg.data["supervoxel_size"]),
-            thing_ids=thing_ids, ground_ids=ground_ids,
+            thing_ids=thing_ids, ground_ids=ground_ids, thing_radius=radius,
         )  # fmt: skip
         props.append((f, fp, clicks))
     th = class_thresholds(
@@ -525,15 +586,30 @@ def write_pseudo_labels(
     ).numpy()
     out_dir.mkdir(parents=True, exist_ok=True)
     all_pseudo, all_dense, all_gt = [], [], []
+    informative = known = hits = 0
     for f, fp, clicks in props:
         labels_from_selection(fp, th, clicks)
         np.save(out_dir / f"{safe_key(f.key)}.npy", fp.labels)
+        cand = point_candidates(fp)
+        if cand is not None:
+            np.save(out_dir / f"{safe_key(f.key)}{CANDIDATES_SUFFIX}", np.packbits(cand, axis=1))
+            left = (fp.labels == UNKNOWN) & ~cand.all(1)
+            informative += int(left.sum())
+            if f.labels is not None:
+                g = f.labels[left].astype(np.int64)
+                ok = g < len(classes)
+                known += int(ok.sum())
+                hits += int(cand[np.flatnonzero(left)[ok], g[ok]].sum())
         if f.labels is not None:
             all_pseudo.append(fp.labels)
             all_dense.append(dense_labels(fp, clicks))
             all_gt.append(f.labels)
     entry: dict[str, Any] = {"unary_weight": uw, "keep_fraction": kf, "classes": classes,
-                             "thresholds": [round(float(t), 4) for t in th]}  # fmt: skip
+                             "thresholds": [round(float(t), 4) for t in th],
+                             "candidate_points": informative}  # fmt: skip
+    if known:
+        # Share of the unlabelled points with candidates whose true class is among them.
+        entry["candidate_accuracy"] = hits / known
     if all_gt:
         st = pseudo_label_stats(np.concatenate(all_pseudo), np.concatenate(all_gt), len(classes))
         for k in ("coverage", "accuracy", "miou", "scene_miou"):
@@ -546,6 +622,20 @@ def write_pseudo_labels(
         entry.update(pseudo_coverage=None, pseudo_accuracy=None, pseudo_miou=None,
                      pseudo_scene_miou=None, dense_accuracy=None, dense_miou=None)  # fmt: skip
     return entry
+
+
+def point_candidates(fp: FramePseudo) -> np.ndarray | None:
+    """``(N, C)`` bool candidate classes per point: the thing-radius mask
+    (``fp.allowed``) of its supervoxel; every class for points outside the graph. None
+    without a thing radius. The trainer's ``partial_label`` loss uses the rows of the
+    points the pseudo labels leave out."""
+    if fp.allowed is None:
+        return None
+    p2s = np.asarray(fp.graph.point_to_sv)
+    cand = np.ones((len(p2s), fp.allowed.shape[1]), bool)
+    ing = p2s >= 0
+    cand[ing] = fp.allowed[p2s[ing]]
+    return cand
 
 
 def frame_clicks(frame: Any, lab: dict[str, Any], classes: list[str]) -> np.ndarray:
