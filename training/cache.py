@@ -69,7 +69,8 @@ class CachedFrame:
     #: training labels (weak or full, 65535 = unlabelled); set by the trainer, not cached
     train_labels: np.ndarray | None = None
     #: (N, ceil(C/8)) uint8 packed candidate classes of unlabelled points (``np.packbits``
-    #: along axis 1, class k = bit k); set by the trainer from OTOC's pseudo labels
+    #: along axis 1, class k = bit k); set by the trainer from the clicks and OTOC's
+    #: pseudo labels, not cached
     train_candidates: np.ndarray | None = None
 
     def __len__(self) -> int:

@@ -92,8 +92,10 @@ DEFAULTS: dict[str, Any] = {
         "contrastive": {"weight": 0.0, "temperature": 0.1, "feature": "fused"},
         "teacher_distill": {"weight": 0.0, "teacher": "clip", "hidden": 64},
         "offsets": {"weight": 1.0},
-        # Candidate-set loss on the points OTOC's pseudo labels leave out (thing classes
-        # ruled out away from their clicks: otoc.thing_radius); no effect without them.
+        # Candidate-set loss on the points without a training label, with one click per
+        # object (labels.mode clicks): the thing classes otoc.thing_radius rules out away
+        # from their clicks (round 0: per point; OTOC rounds: per supervoxel); no effect
+        # without a thing radius.
         "partial_label": {"weight": 0.0},
         # One Thing One Click relation network (training.otoc.relation.RelationLoss).
         "relation": {"weight": 0.0, "hidden": 64, "dim": 32, "momentum": 0.9, "temperature": 0.1},

@@ -234,16 +234,23 @@ def test_ws3d_train_runs_otoc_rounds(
     assert (run / "round1" / "model.pt").stat().st_mtime_ns == stamp  # nothing retrained
 
 
-def test_pseudo_candidates_load_into_the_training_frame(cache_root: Path, tmp_path: Path) -> None:
+def test_pseudo_candidates_load_into_the_training_frame(tmp_path: Path) -> None:
     """labels.pseudo_dir's <frame>.candidates.npy becomes frame.train_candidates; a file
     that does not fit the frame and vocabulary is a clear error."""
-    from training.cache import FrameCache
+    from training.cache import CachedFrame
     from training.otoc.self_training import safe_key
     from training.trainer import _label_efficient_labels
     from ws3d_ros.errors import Ws3dError
 
-    cache = FrameCache.open(sorted(cache_root.glob("*/index.json"))[0].parent)
-    f = cache.load(cache.records[0])
+    rng = np.random.default_rng(0)
+    n = 500
+    pts = np.zeros(n, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("intensity", "f4")])
+    pts["x"], pts["y"] = rng.uniform(-10, 10, n), rng.uniform(-10, 10, n)
+    f = CachedFrame(
+        key="bag:1700000000000000000", points=pts, clip_feats=np.zeros((0, 4), np.float32),
+        clip_index=np.zeros(n, np.int64), view_of=np.full(n, -1, np.int8),
+        segments=np.arange(n, dtype=np.int32),
+    )  # fmt: skip
     classes = [f"c{k}" for k in range(13)]
     np.save(tmp_path / f"{safe_key(f.key)}.npy", np.full(len(f), 65535, np.uint16))
     cand = np.packbits(np.eye(13, dtype=bool)[np.arange(len(f)) % 13], axis=1)
@@ -267,3 +274,20 @@ def test_pseudo_candidates_load_into_the_training_frame(cache_root: Path, tmp_pa
     np.save(tmp_path / f"{safe_key(f.key)}{CANDIDATES_SUFFIX}", cand[:, :1])
     with pytest.raises(Ws3dError, match="candidate"):
         _label_efficient_labels(f, {"pseudo_dir": str(tmp_path)}, classes)
+
+
+def test_bad_otoc_class_names_fail_before_round_0(tmp_path: Path) -> None:
+    """A thing radius or ground class naming no class of the vocabulary (or a thing
+    radius on a stuff class) is a ConfigError before any training or caching starts."""
+    classes = ["road", "sidewalk", "terrain", "car", "pedestrian"]
+    things = ["car", "pedestrian"]
+    for over, match in (
+        ({"otoc.thing_radius": {"bicycle": 1.0}}, "bicycle"),
+        ({"otoc.thing_radius": {"road": 1.0}}, "stuff"),
+        ({"otoc.ground_classes": ["asphalt"]}, "asphalt"),
+    ):
+        cfg = TrainConfig.from_dict(TINY).with_overrides({"labels.mode": "clicks", **over})
+        with pytest.raises(ConfigError, match=match):
+            run_self_training(cfg, [tmp_path / "no_bag"], tmp_path / "run", rounds=1,
+                              classes=classes, things=things)  # fmt: skip
+        assert not (tmp_path / "run" / "round0").exists()

@@ -447,8 +447,9 @@ def run_self_training(
     rounds = int(opts["rounds"] if rounds is None else rounds)
     if classes is not None and rounds > 0:  # fail before round 0
         resolve_ground_classes(opts.get("ground_classes"), classes)
-        thing_ids = [list(classes).index(t) for t in things or () if t in classes]
-        resolve_thing_radius(opts.get("thing_radius"), classes, thing_ids)
+        if things is not None:  # else the bags' classes.yaml names them (train())
+            thing_ids = [list(classes).index(t) for t in things if t in classes]
+            resolve_thing_radius(opts.get("thing_radius"), classes, thing_ids)
     cache_dir = cfg.data["cache_dir"] or str(run_dir / "cache")
     base = cfg.with_overrides(
         {"data.cache_dir": cache_dir, "labels.mode": "clicks", "otoc.rounds": 0}
