@@ -699,13 +699,7 @@ def _label_efficient_labels(
         bag, _, stamp = frame.key.rpartition(":")
         mine = groups.get((bag, int(stamp)), [])
         frame.train_labels = labels_for_sweep(mine, frame.xyz, class_names)
-    if thing_radius is not None and frame.train_labels is not None and len(thing_ids):
-        from training.otoc.self_training import thing_click_mask
-
-        xyz = frame.xyz
-        allowed = thing_click_mask(xyz, xyz, frame.train_labels, thing_ids, len(class_names),
-                                   thing_radius)  # fmt: skip
-        frame.train_candidates = np.packbits(allowed, axis=1)
+    clicks = frame.train_labels  # before the supervoxel spread and the pseudo labels
     if lab.get("expand_to_segments") and frame.train_labels is not None:
         from training.weak_labels import expand_to_segments
 
@@ -732,6 +726,17 @@ def _label_efficient_labels(
                         f"bits ({len(frame)}, {width}) uint8 for {len(class_names)} classes"
                     )
                 frame.train_candidates = cand
+    if (
+        frame.train_candidates is None
+        and thing_radius is not None
+        and clicks is not None
+        and len(thing_ids)
+    ):
+        from training.otoc.self_training import thing_click_mask
+
+        xyz = frame.xyz
+        allowed = thing_click_mask(xyz, xyz, clicks, thing_ids, len(class_names), thing_radius)
+        frame.train_candidates = np.packbits(allowed, axis=1)
 
 
 _CLICKS: dict[str, Any] = {}

@@ -295,7 +295,10 @@ def thing_click_mask(
             continue
         if not np.isfinite(rad[k]):
             continue
-        d2 = ((cen[:, None, :] - pts[None, :, :]) ** 2).sum(-1).min(1)
+        # One pass per click keeps memory O(S) (the trainer calls this per point).
+        d2 = np.full(len(cen), np.inf)
+        for p in pts:
+            np.minimum(d2, ((cen - p) ** 2).sum(1), out=d2)
         allowed[:, k] = d2 <= rad[k] * rad[k]
     return allowed
 
