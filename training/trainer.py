@@ -727,10 +727,10 @@ def _label_efficient_labels(
                     )
                 frame.train_candidates = cand
     if (
-        frame.train_candidates is None
-        and thing_radius is not None
+        thing_radius is not None
         and clicks is not None
         and len(thing_ids)
+        and frame.train_candidates is None
     ):
         from training.otoc.self_training import thing_click_mask
 
