@@ -192,8 +192,14 @@ def describe(args: argparse.Namespace, minutes: float) -> list[str]:
             else ""
         )
         + (
-            ", every labelled region (1 m connected, as the stuff regions of the clicks) "
-            "holding a click of its class (else the next-best class, else no label; a "
+            ", every labelled region ("
+            + (
+                "1 m connected, as the stuff regions of the clicks"
+                if args.click_region_cell == 1
+                else f"{args.click_region_cell:g} m connected; the clicked stuff regions are "
+                "1 m connected"
+            )
+            + ") holding a click of its class (else the next-best class, else no label; a "
             "stuff region continues through thing-labelled points)"
             if args.click_regions
             else ""
@@ -358,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
         "back to its next-best class or stays unlabelled",
     )  # fmt: skip
     parser.add_argument(
+        "--click-region-cell", type=float, default=1.0,
+        help="otoc.click_region_cell: connectivity of the click-region check in metres "
+        "(the clicked stuff regions are 1 m connected; default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--ground-classes", default="road,sidewalk,terrain",
         help="otoc.ground_classes: supervoxels at ground level take only these classes "
         "(comma list; empty: no ground prior)",
@@ -484,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         "otoc.thing_radius": args.thing_radius,
         "losses.partial_label": {"weight": args.partial_label_weight},
         "otoc.click_regions": args.click_regions,
+        "otoc.click_region_cell": args.click_region_cell,
         "otoc.ground_classes": [n.strip() for n in args.ground_classes.split(",") if n.strip()],
         "otoc.finetune": args.finetune,
         "otoc.finetune_lr_scale": args.finetune_lr_scale,

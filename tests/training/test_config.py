@@ -65,3 +65,12 @@ def test_thing_radius_is_metres_or_per_class_metres() -> None:
         TrainConfig.from_dict({"otoc": {"thing_radius": {"car": 0}}})
     with pytest.raises(ConfigError, match=r"otoc\.thing_radius"):
         TrainConfig.from_dict({"otoc": {"thing_radius": "wide"}})
+
+
+def test_the_shipped_otoc_configs_share_the_propagation_checks() -> None:
+    """ws3dpp.yaml is OTOC plus losses: the same selection and the same click-region,
+    radius and ground checks."""
+    otoc, ws3dpp = TrainConfig.from_yaml("otoc"), TrainConfig.from_yaml("ws3dpp")
+    for key in ("click_regions", "click_region_cell", "thing_radius", "ground_classes",
+                "keep_fraction", "unary_weight", "pseudo_class_balance"):  # fmt: skip
+        assert otoc.raw["otoc"][key] == ws3dpp.raw["otoc"][key], key

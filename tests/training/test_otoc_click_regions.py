@@ -141,3 +141,25 @@ def test_things_do_not_bridge_each_other_and_bridges_give_no_support() -> None:
     no_car_click[3] = 0
     sup = supported_supervoxels(labels, alive, p2s, xyz, no_car_click, 0.5, thing_ids=[1])
     assert sup.tolist() == [True, False, True]
+
+
+def test_a_strip_of_wrong_label_cuts_the_road_only_at_the_annotation_cell() -> None:
+    """Road (0, clicked) | 1.6 m of points wrongly labelled terrain (1, clicked) | road: at
+    the annotation's 1 m connectivity the far road patch has lost its click and falls,
+    whole, to its next-best class (sidewalk, 2, clicked beside it); checked at 1.5 m
+    (``otoc.click_region_cell``) the cells bridge the strip."""
+    strip = np.stack([np.linspace(0.3, 1.9, 60), np.zeros(60), np.zeros(60)], 1)
+    road_a, road_b = _blob(0.0), _blob(2.1)
+    walk = road_b + np.array([0.0, 0.5, 0.0])
+    xyz = np.concatenate([road_a, strip, road_b, walk])
+    p2s = np.repeat([0, 1, 2, 3], [20, 60, 20, 20])
+    probs = np.array(
+        [[0.9, 0.1, 0.0], [0.3, 0.7, 0.0], [0.6, 0.1, 0.3], [0.1, 0.0, 0.9]], np.float32
+    )
+    clicks = np.full(len(xyz), -1)
+    clicks[3], clicks[50], clicks[110] = 0, 1, 2
+    cut = enforce_click_regions(probs, p2s, xyz, clicks, cell=1.0)
+    assert cut.argmax(1).tolist() == [0, 1, 2, 2]
+    bridged = enforce_click_regions(probs, p2s, xyz, clicks, cell=1.5)
+    assert bridged.argmax(1).tolist() == [0, 1, 0, 2]
+    np.testing.assert_allclose(bridged, probs, rtol=1e-6)
