@@ -385,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
         "leave out learn the thing classes the thing radius rules out (0: off)",
     )  # fmt: skip
     parser.add_argument(
+        "--relation-detach", action=argparse.BooleanOptionalAction, default=False,
+        help="losses.relation.detach_backbone: the relation network learns on the "
+        "segmentation features without training the 3D network",
+    )  # fmt: skip
+    parser.add_argument(
         "--finetune", action=argparse.BooleanOptionalAction, default=False,
         help="otoc.finetune: rounds >= 1 start from the previous round's weights (else "
         "each round trains from scratch, --round-steps steps)",
@@ -484,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         "labels.clicks_per_object": 1,
         "labels.expand_to_segments": args.expand,
         "train.steps": args.steps,
-        "losses.relation": {"weight": 0.5},
+        "losses.relation": {"weight": 0.5, "detach_backbone": args.relation_detach},
         "losses.text_ce.class_balance": args.click_class_balance,
         "otoc.method": args.method,
         "otoc.unary_weight": args.unary_weight,

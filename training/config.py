@@ -98,7 +98,16 @@ DEFAULTS: dict[str, Any] = {
         # without a thing radius.
         "partial_label": {"weight": 0.0},
         # One Thing One Click relation network (training.otoc.relation.RelationLoss).
-        "relation": {"weight": 0.0, "hidden": 64, "dim": 32, "momentum": 0.9, "temperature": 0.1},
+        # detach_backbone: the relation MLP learns on the segmentation features without
+        # its gradient reaching the 3D network (which then trains as without it).
+        "relation": {
+            "weight": 0.0,
+            "hidden": 64,
+            "dim": 32,
+            "momentum": 0.9,
+            "temperature": 0.1,
+            "detach_backbone": False,
+        },
         # WS3D++ region-aware losses (training.ws3dpp).
         "boundary": {"weight": 0.0, "hidden": 32, "cell": 0.3, "class_aware": True},
         "region_energy": {"weight": 0.0, "cell": 0.3},
@@ -116,6 +125,9 @@ DEFAULTS: dict[str, Any] = {
         "warmup_steps": 20,
         "min_lr_ratio": 0.05,
         "grad_clip": 10.0,
+        # > 0: the saved model is the exponential moving average of the weights with this
+        # decay (training.ema; 0.99 averages about the last 100 steps); 0: the last weights.
+        "ema_decay": 0.0,
         "batch_frames": 1,
     },
     "train": {
@@ -257,6 +269,8 @@ class TrainConfig:
             raise ConfigError("data.num_shards must be >= 1")
         if int(self.train["steps"]) < 1:
             raise ConfigError("train.steps must be >= 1")
+        if not 0.0 <= float(self.optim["ema_decay"]) < 1.0:
+            raise ConfigError("optim.ema_decay must be in [0, 1) (0: no weight average)")
         for name, section in self.losses.items():
             if float(section.get("weight", 0.0)) < 0:
                 raise ConfigError(f"losses.{name}.weight must be >= 0")

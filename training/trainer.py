@@ -37,6 +37,7 @@ import os
 import random
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from torch import nn
 
 from training.cache import CachedFrame, FrameCache, build_cache, clip_fingerprint, split_frames
 from training.config import TrainConfig
+from training.ema import WeightAverage
 from training.fovmix import fovmix
 from training.losses import LossInputs, build_losses
 from training.weak_labels import frame_rng, weak_labels
@@ -162,7 +164,13 @@ def make_sample(
         rest = np.flatnonzero(train_labels < 0)
         k = max(limit - len(labelled), 0)
         if len(labelled) >= limit:
-            sub = np.sort(rng.choice(labelled, size=limit, replace=False))
+            # Dense (pseudo) labels: the unlabelled points with a candidate set (the
+            # partial-label loss) are drawn with them, by their share.
+            signal = labelled
+            if candidates is not None:
+                ruled = np.flatnonzero((train_labels < 0) & ~candidates.all(1))
+                signal = np.sort(np.r_[labelled, ruled])
+            sub = np.sort(rng.choice(signal, size=limit, replace=False))
         else:
             sub = np.sort(np.r_[labelled, rng.choice(rest, size=min(k, len(rest)), replace=False)])
         point_to_voxel, point_feats, xyz = point_to_voxel[sub], point_feats[sub], xyz[sub]
@@ -523,6 +531,8 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, warmup, steps, min_ratio))
     use_amp = bool(cfg.train["amp"]) and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    ema_decay = float(cfg.optim["ema_decay"])
+    ema = WeightAverage(net, ema_decay) if ema_decay > 0 else None
     history: list[dict[str, Any]] = []
     start = 0
     if resume:
@@ -535,6 +545,10 @@ def train(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            if not state.get("ema"):
+                raise Ws3dError(f"{run_dir / LAST} has no weight average (optim.ema_decay)")
+            ema.load_state_dict(state["ema"])
         _set_rng_state(state["rng"])
         history = list(state["history"])
         start = int(state["step"])
@@ -571,10 +585,15 @@ def train(
             "losses": losses.state_dict(),
             "rng": _rng_state(),
             "history": history,
+            "ema": ema.state_dict() if ema is not None else None,
         }
         save_checkpoint(run_dir / LAST, loaded, meta=meta, extra={"train_state": state})
         if final:
-            save_checkpoint(run_dir / MODEL, loaded, meta=meta)
+            if ema is not None:  # the run's model is the weight average
+                with ema.swapped(net):
+                    save_checkpoint(run_dir / MODEL, loaded, meta=meta)
+            else:
+                save_checkpoint(run_dir / MODEL, loaded, meta=meta)
         write_curves(history, run_dir / "curves.png")
         (run_dir / "history.json").write_text(json.dumps(history, indent=1))
 
@@ -625,6 +644,8 @@ def train(
         scaler.step(opt)
         scaler.update()
         sched.step()
+        if ema is not None:
+            ema.update(net)
         running["loss"] = running.get("loss", 0.0) + float(loss.detach())
         for k, v in parts.items():
             running[f"loss_{k}"] = running.get(f"loss_{k}", 0.0) + float(v)
@@ -641,7 +662,10 @@ def train(
             bar.set_postfix(loss=f"{entry['loss']:.3f}")
             running, n_run = {}, 0
         if is_main and val_frames and ((eval_every and done % eval_every == 0) or done == steps):
-            m = evaluate_frames(net, val_frames, model_cfg, text, class_names, thing_mask, device)
+            with ema.swapped(net) if ema is not None else nullcontext(net) as scored:
+                m = evaluate_frames(
+                    scored, val_frames, model_cfg, text, class_names, thing_mask, device
+                )
             if m:
                 history.append(
                     {
@@ -768,6 +792,7 @@ def _label_efficient_losses(
             dim=int(rel.get("dim", 32)),
             momentum=float(rel.get("momentum", 0.9)),
             temperature=float(rel.get("temperature", 0.1)),
+            detach_backbone=bool(rel.get("detach_backbone", False)),
         )
         weights["relation"] = float(rel["weight"])
     return mods, weights

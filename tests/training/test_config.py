@@ -44,6 +44,8 @@ def test_otoc_section_validation() -> None:
     assert cfg.raw["otoc"]["rounds"] == 3 and cfg.labels["mode"] == "clicks"
     assert TrainConfig.from_dict({}).raw["otoc"]["rounds"] == 0  # plain training
     assert cfg.with_overrides({"otoc.unary_weight": 0.25}).raw["otoc"]["unary_weight"] == 0.25
+    with pytest.raises(ConfigError, match=r"optim\.ema_decay"):
+        TrainConfig.from_dict({"optim": {"ema_decay": 1.0}})
     with pytest.raises(ConfigError, match=r"otoc\.method"):
         TrainConfig.from_dict({"otoc": {"method": "graphcut"}})
     with pytest.raises(ConfigError, match=r"otoc\.keep_fraction"):

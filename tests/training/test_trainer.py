@@ -136,3 +136,59 @@ def test_vocabulary_by_name_remaps_bag_labels(
     lab = seen_labels[0]
     assert set(np.unique(lab).tolist()) <= {0, 1, 65535}
     assert (lab == 1).sum() > (lab == 0).sum() > 0  # road (bag id 0) -> 1, car (8) -> 0
+
+
+def test_dense_labels_sample_the_candidate_points_too(tiny_bag: Path, cache_root: Path) -> None:
+    """With pseudo labels denser than the point cap, the unlabelled points that carry a
+    candidate set (the partial-label loss) are drawn by their share, not dropped."""
+    from tests.training.test_cache import _build
+    from training.trainer import make_sample
+
+    cfg = _cfg(cache_root)
+    mc = cfg.model_config()
+    cache, _ = _build(tiny_bag, cache_root, cfg)
+    frame = cache.load(cache.records[0])
+    n = len(frame)
+    text = torch.zeros(13, 64)
+    labels = np.full(n, 65535, np.uint16)
+    labels[: n * 3 // 4] = 0  # 75 % labelled road, the rest left out
+    frame.train_labels = labels
+    cand = np.ones((n, 13), bool)
+    cand[n * 7 // 8 :, 8:] = False  # the last eighth: thing classes ruled out
+    frame.train_candidates = np.packbits(cand, axis=1)
+    aug = {"max_points": n // 4}
+    s = make_sample(frame, mc, text, np.arange(8, 13), rng=np.random.default_rng(0), augment=aug)
+    assert len(s.targets.labels) == n // 4
+    unlabelled = s.targets.labels < 0
+    ruled = ~s.targets.candidates.all(1)
+    # Every unlabelled point drawn carries a candidate set; about 1/7 of the draw
+    # (an eighth of the points among 7/8 with a training signal).
+    assert bool((ruled == unlabelled).all())
+    assert 0.09 < float(unlabelled.float().mean()) < 0.2
+    # Without candidate sets the cap draws labelled points only (as for full labels).
+    frame.train_candidates = None
+    s = make_sample(frame, mc, text, np.arange(8, 13), rng=np.random.default_rng(0), augment=aug)
+    assert bool((s.targets.labels >= 0).all())
+
+
+def test_weight_average_is_the_saved_model_and_resumes_exactly(
+    tiny_bag: Path, cache_root: Path, tmp_path: Path
+) -> None:
+    cfg = _cfg(cache_root, **{"optim.ema_decay": 0.9})
+    full = train(cfg, [tiny_bag], tmp_path / "full", progress=False)
+    assert full.step == 6
+    last = read_checkpoint(tmp_path / "full" / "last.pt")
+    model = read_checkpoint(tmp_path / "full" / "model.pt")
+    shadow = last["train_state"]["ema"]["shadow"]
+    assert last["train_state"]["ema"]["updates"] == 6
+    differs = False
+    for k, v in model["net"].items():
+        assert torch.equal(v, shadow[k]), k  # model.pt holds the average ...
+        if v.dtype.is_floating_point and not torch.equal(v, last["net"][k]):
+            differs = True
+    assert differs  # ... not the last weights
+    train(cfg, [tiny_bag], tmp_path / "part", progress=False, stop_after=3)
+    train(cfg, [tiny_bag], tmp_path / "part", progress=False, resume=True)
+    again = read_checkpoint(tmp_path / "part" / "model.pt")
+    for k, v in model["net"].items():
+        assert torch.equal(v, again["net"][k]), k

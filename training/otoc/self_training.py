@@ -412,6 +412,7 @@ def load_relation(last_pt: Path, in_channels: int, num_classes: int, section: di
         dim=int(section.get("dim", 32)),
         momentum=float(section.get("momentum", 0.9)),
         temperature=float(section.get("temperature", 0.1)),
+        detach_backbone=bool(section.get("detach_backbone", False)),
     )
     rel.load_state_dict(sub)
     return rel.eval()
