@@ -64,6 +64,13 @@ def test_relation_loss_trains_and_updates_bank() -> None:
     assert mod.bank.valid.all()
     assert float(loss.detach()) < first
     assert feats.grad is not None and feats.grad.abs().sum() > 0  # backbone gets gradient
+    # detach_backbone (losses.relation.detach_backbone): the MLP still learns, the
+    # features get no gradient.
+    feats.grad = None
+    cut = RelationLoss(8, 3, hidden=16, dim=8, momentum=0.5, detach_backbone=True)
+    cut({"features": feats}, x).backward()
+    assert feats.grad is None
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in cut.net.parameters())
 
 
 def test_graph_pooling_and_majority_labels() -> None:
@@ -86,3 +93,15 @@ def test_graph_pooling_and_majority_labels() -> None:
     assert (sv >= 0).sum() >= 1
     back = points_from_sv(sv, g.point_to_sv)
     assert back.shape == (400,) and back[0] == sv[s0]
+
+
+def test_config_switches_the_relation_detach() -> None:
+    from training.config import TrainConfig
+    from training.trainer import _label_efficient_losses
+
+    for flag in (False, True):
+        cfg = TrainConfig.from_dict(
+            {"losses": {"relation": {"weight": 0.5, "detach_backbone": flag}}}
+        )
+        mods, weights = _label_efficient_losses(cfg.losses, 8, 4, 3)
+        assert weights["relation"] == 0.5 and mods["relation"].detach_backbone is flag
