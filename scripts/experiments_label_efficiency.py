@@ -390,6 +390,11 @@ def main(argv: list[str] | None = None) -> int:
         "segmentation features without training the 3D network",
     )  # fmt: skip
     parser.add_argument(
+        "--last-round-relation", action=argparse.BooleanOptionalAction, default=True,
+        help="otoc.last_round_relation: the last round trains the relation loss too "
+        "(its relation network makes no labels)",
+    )  # fmt: skip
+    parser.add_argument(
         "--finetune", action=argparse.BooleanOptionalAction, default=False,
         help="otoc.finetune: rounds >= 1 start from the previous round's weights (else "
         "each round trains from scratch, --round-steps steps)",
@@ -505,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         "otoc.finetune": args.finetune,
         "otoc.finetune_lr_scale": args.finetune_lr_scale,
         "otoc.pseudo_class_balance": args.pseudo_class_balance,
+        "otoc.last_round_relation": args.last_round_relation,
     }
     chains = [
         ("OTOC", "otoc", "otoc", otoc_over),

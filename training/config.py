@@ -190,6 +190,9 @@ DEFAULTS: dict[str, Any] = {
         # losses.text_ce.class_balance of rounds >= 1 (pseudo labels are dense, so the
         # inverse point frequency is milder than round 0's inverse click frequency).
         "pseudo_class_balance": 0.5,
+        # false: the last round trains without losses.relation (its relation network would
+        # make no labels), so its loss is full supervision's plus the candidate sets.
+        "last_round_relation": True,
         "finetune": True,  # start round r from round r-1's weights
         # Peak learning rate of rounds >= 1 relative to optim.lr when fine-tuning (a
         # trained network is nudged towards its new labels, not shaken up).

@@ -146,6 +146,7 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
         "otoc.click_regions": method == "crf",
         "otoc.ground_classes": ["road", "sidewalk", "terrain"] if method == "crf" else [],
         "otoc.finetune_lr_scale": 0.5,
+        "otoc.last_round_relation": method == "crf",
     })  # fmt: skip
     hist = run_self_training(cfg, [tiny_bag], tmp_path / "run", rounds=1)
     assert [h["round"] for h in hist] == [0, 1]
@@ -167,6 +168,8 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
     assert 0.5 < hist[1]["candidate_accuracy"] <= 1
     h1 = json.loads((tmp_path / "run" / "round1" / "history.json").read_text())
     assert any(h.get("loss_partial_label", 0) > 0 for h in h1)
+    # otoc.last_round_relation: false leaves the relation loss out of the last round only.
+    assert any("loss_relation" in h for h in h1) == (method == "crf")
     h0 = json.loads((tmp_path / "run" / "round0" / "history.json").read_text())
     keys = {k for h in h0 for k in h}
     for name in ("relation", "boundary", "region_energy", "region_contrast", "text_align",

@@ -495,6 +495,8 @@ def run_self_training(
             over["labels.pseudo_dir"] = str(rdir / "pseudo")
             if float(base.losses["text_ce"].get("class_balance", 0.0)) > 0:
                 over["losses.text_ce.class_balance"] = float(opts["pseudo_class_balance"])
+            if r == rounds and not opts["last_round_relation"]:
+                over["losses.relation.weight"] = 0.0
             if opts["finetune"]:
                 over["train.init_from"] = str(prev / "model.pt")
                 over["optim.lr"] = float(base.optim["lr"]) * float(opts["finetune_lr_scale"])
