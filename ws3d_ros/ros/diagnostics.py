@@ -7,7 +7,9 @@ Contract:
 - :class:`NodeDiagnostics` gathers input rates (per topic), output rate, drops by reason
   (``input.<reason>`` for bad messages, ``sync.<reason>`` from the synchroniser,
   ``queue.stale`` for latest-wins drops), LiDAR-only sweeps per missing camera,
-  per-stage latency (pipeline stages + ``end_to_end`` = receipt of the sweep to publish)
+  per-stage latency (pipeline stages; ``queue_wait`` = receipt of the sweep to the worker
+  taking it; ``worker`` = the worker's whole time on the frame, publishing included;
+  ``end_to_end`` = receipt of the sweep to publish)
   and static facts (backend, mode, vocabulary). It is fed from several threads and
   locks internally.
 - :meth:`NodeDiagnostics.report` returns ``(level, message, [(key, value), ...])`` with

@@ -545,6 +545,7 @@ class PerceptionNode(Node):
         done = time.monotonic_ns()
         timings = dict(result.timings)
         timings["queue_wait"] = (t0 - job.received_ns) / 1e6
+        timings["worker"] = (done - t0) / 1e6  # the whole frame on the worker, publishing included
         timings["end_to_end"] = (done - job.received_ns) / 1e6
         self.diag.published(done / _NS, timings)
 
