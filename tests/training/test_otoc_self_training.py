@@ -90,6 +90,21 @@ def test_thing_click_mask_per_class_radius_is_horizontal() -> None:
     assert m[:, 3].all()  # no limit, but clicked in this sweep
 
 
+def test_thing_click_mask_limits_a_stuff_class_given_a_radius() -> None:
+    """A stuff class is free unless it has a finite radius (a pole: every pole region
+    carries a click); then it behaves as a thing class, absent without clicks."""
+    centroids = np.array([[0.0, 0, 0], [3.0, 0, 0]])
+    xyz = np.array([[0.0, 0, 0], [0.1, 0, 0]])
+    clicks = np.array([0, 1])  # a pole (0) and a car (1) clicked at the origin
+    radius = np.array([2.5, 6.0, np.inf])  # pole, car, building (stuff, unlimited)
+    m = thing_click_mask(centroids, xyz, clicks, [1], 3, radius=radius)
+    assert m[:, 0].tolist() == [True, False]
+    assert m[:, 1].all() and m[:, 2].all()
+    m = thing_click_mask(centroids, xyz, np.array([1, 1]), [1], 3, radius=radius)
+    assert not m[:, 0].any()  # no pole clicked in this sweep: no pole anywhere
+    assert m[:, 2].all()
+
+
 def test_resolve_thing_radius() -> None:
     classes = ["road", "car", "pedestrian"]
     assert resolve_thing_radius(0.0, classes, [1, 2]) is None
@@ -99,8 +114,8 @@ def test_resolve_thing_radius() -> None:
     assert got.tolist() == [np.inf, np.inf, 1.0]
     with pytest.raises(ConfigError, match="bicycle"):
         resolve_thing_radius({"bicycle": 1.0}, classes, [1, 2])
-    with pytest.raises(ConfigError, match="stuff"):
-        resolve_thing_radius({"road": 1.0}, classes, [1, 2])
+    # a compact stuff class (every region clicked) may take one too
+    assert resolve_thing_radius({"road": 1.0}, classes, [1, 2]).tolist() == [1.0, np.inf, np.inf]
     with pytest.raises(ConfigError, match="> 0"):
         resolve_thing_radius({"car": 0}, classes, [1, 2])
 
@@ -280,13 +295,12 @@ def test_pseudo_candidates_load_into_the_training_frame(tmp_path: Path) -> None:
 
 
 def test_bad_otoc_class_names_fail_before_round_0(tmp_path: Path) -> None:
-    """A thing radius or ground class naming no class of the vocabulary (or a thing
-    radius on a stuff class) is a ConfigError before any training or caching starts."""
+    """A thing radius or ground class naming no class of the vocabulary is a ConfigError
+    before any training or caching starts."""
     classes = ["road", "sidewalk", "terrain", "car", "pedestrian"]
     things = ["car", "pedestrian"]
     for over, match in (
         ({"otoc.thing_radius": {"bicycle": 1.0}}, "bicycle"),
-        ({"otoc.thing_radius": {"road": 1.0}}, "stuff"),
         ({"otoc.ground_classes": ["asphalt"]}, "asphalt"),
     ):
         cfg = TrainConfig.from_dict(TINY).with_overrides({"labels.mode": "clicks", **over})

@@ -236,9 +236,11 @@ def resolve_thing_radius(
 ) -> np.ndarray | None:
     """``otoc.thing_radius`` as ``(C,)`` metres per class (``inf``: no limit), or None when
     off. A number > 0 applies to every thing class; a mapping ``{class name: metres}`` to
-    the named ones (the others are unlimited). A name outside the vocabulary, or of a
-    stuff class, is a configuration error (checked before round 0 when the classes are
-    known)."""
+    the named ones (the others are unlimited). The mapping may also name a compact stuff
+    class whose every connected region carries a click under the annotation protocol
+    (one click per connected stuff region: a pole, a traffic sign); a large stuff class
+    (road, building) has no useful radius. A name outside the vocabulary is a
+    configuration error (checked before round 0 when the classes are known)."""
     from ws3d_ros.models.config import ConfigError
 
     num = len(classes)
@@ -252,9 +254,6 @@ def resolve_thing_radius(
                     f"otoc.thing_radius names {name!r}, not in the model's classes {list(classes)}"
                 )
             k = list(classes).index(name)
-            if k not in thing_ids:
-                raise ConfigError(f"otoc.thing_radius names {name!r}, a stuff class; only "
-                                  "thing classes (one click per object) take a radius")  # fmt: skip
             if not float(metres) > 0:
                 raise ConfigError(f"otoc.thing_radius.{name} must be > 0 m")
             radius[k] = float(metres)
@@ -273,11 +272,13 @@ def thing_click_mask(
     num_classes: int,
     radius: float | Sequence[float] | np.ndarray,
 ) -> np.ndarray:
-    """``(S, C)`` bool: may supervoxel ``s`` take class ``c``? Stuff classes always; a
-    thing class ``k`` only within ``radius`` metres (one number, or ``(C,)`` per class with
-    ``inf`` for no limit) of one of its clicks in this sweep, measured horizontally from
-    the supervoxel centroid (objects stand upright; a click anywhere on a pedestrian is
-    within its width of every other point of it, but up to its height away in 3D). Under
+    """``(S, C)`` bool: may supervoxel ``s`` take class ``c``? Stuff classes always, unless
+    given a finite radius (compact stuff, :func:`resolve_thing_radius`); a thing class (or
+    such a stuff class) ``k`` only within ``radius`` metres (one number, or ``(C,)`` per
+    class with ``inf`` for no limit) of one of its clicks in this sweep, measured
+    horizontally from the supervoxel centroid (objects stand upright; a click anywhere on
+    a pedestrian is within its width of every other point of it, but up to its height
+    away in 3D). Under
     One Thing One Click's protocol every object carries a click, so a thing label farther
     from every click of its class than such an object is wide is a propagation error (a
     cone's label leaking over the road it stands on, a pedestrian's into the hedge
@@ -286,7 +287,12 @@ def thing_click_mask(
     allowed = np.ones((len(cen), num_classes), bool)
     rad = np.broadcast_to(np.asarray(radius, np.float64), (num_classes,))
     c = np.asarray(clicks).astype(np.int64)
-    for k in thing_ids:
+    # A single number bounds the thing classes only; per class, a finite radius also
+    # marks a compact stuff class.
+    per_class = np.ndim(radius) > 0
+    compact_stuff = {int(k) for k in np.flatnonzero(np.isfinite(rad))} if per_class else set()
+    limited = sorted({int(k) for k in thing_ids} | compact_stuff)
+    for k in limited:
         if not 0 <= k < num_classes:
             continue
         pts = np.asarray(xyz, np.float64)[c == k, :2]
