@@ -377,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         "--thing-radius", type=thing_radius, default=DEFAULT_THING_RADIUS,
         help="otoc.thing_radius: thing labels only within this many metres (horizontally) "
         "of a click of their class: one number for every thing class (0: off), or "
-        "'class=metres,...' (default: %(default)s)",
+        "'class=metres,...', which may name a compact stuff class too (pole, traffic "
+        "sign) (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
         "--partial-label-weight", type=float, default=1.0,
