@@ -278,11 +278,10 @@ def thing_click_mask(
     class with ``inf`` for no limit) of one of its clicks in this sweep, measured
     horizontally from the supervoxel centroid (objects stand upright; a click anywhere on
     a pedestrian is within its width of every other point of it, but up to its height
-    away in 3D). Under
-    One Thing One Click's protocol every object carries a click, so a thing label farther
-    from every click of its class than such an object is wide is a propagation error (a
-    cone's label leaking over the road it stands on, a pedestrian's into the hedge
-    behind)."""
+    away in 3D). Under One Thing One Click's protocol every object carries a click, so a
+    thing label farther from every click of its class than such an object is wide is a
+    propagation error (a cone's label leaking over the road it stands on, a pedestrian's
+    into the hedge behind)."""
     cen = np.asarray(centroids, np.float64)[:, :2]
     allowed = np.ones((len(cen), num_classes), bool)
     rad = np.broadcast_to(np.asarray(radius, np.float64), (num_classes,))
