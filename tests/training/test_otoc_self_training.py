@@ -103,6 +103,9 @@ def test_thing_click_mask_limits_a_stuff_class_given_a_radius() -> None:
     m = thing_click_mask(centroids, xyz, np.array([1, 1]), [1], 3, radius=radius)
     assert not m[:, 0].any()  # no pole clicked in this sweep: no pole anywhere
     assert m[:, 2].all()
+    # one number bounds the thing classes only: the pole stays free
+    m = thing_click_mask(centroids, xyz, np.array([1, 1]), [1], 3, radius=2.5)
+    assert m[:, 0].all() and m[:, 2].all()
 
 
 def test_resolve_thing_radius() -> None:
