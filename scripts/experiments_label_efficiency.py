@@ -192,6 +192,12 @@ def describe(args: argparse.Namespace, minutes: float) -> list[str]:
             else ""
         )
         + (
+            ", and that their class is among the most probable propagated classes holding "
+            f"{100 * args.candidate_mass:g} % of their supervoxel's mass"
+            if args.candidate_mass < 1 and args.partial_label_weight > 0
+            else ""
+        )
+        + (
             ", every labelled region ("
             + (
                 "1 m connected, as the stuff regions of the clicks"
@@ -386,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
         "leave out learn the thing classes the thing radius rules out (0: off)",
     )  # fmt: skip
     parser.add_argument(
+        "--candidate-mass", type=float, default=1.0,
+        help="otoc.candidate_mass: rounds >= 1, the points the pseudo labels leave out "
+        "learn that their class is among the most probable propagated classes holding "
+        "this much mass (1: only the thing radius's negatives; default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--relation-detach", action=argparse.BooleanOptionalAction, default=False,
         help="losses.relation.detach_backbone: the relation network learns on the "
         "segmentation features without training the 3D network",
@@ -504,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         "otoc.rounds": args.rounds,
         "otoc.steps_per_round": args.round_steps,
         "otoc.thing_radius": args.thing_radius,
+        "otoc.candidate_mass": args.candidate_mass,
         "losses.partial_label": {"weight": args.partial_label_weight},
         "otoc.click_regions": args.click_regions,
         "otoc.click_region_cell": args.click_region_cell,

@@ -173,6 +173,11 @@ DEFAULTS: dict[str, Any] = {
         # object; others unlimited); 0 / {}: off. The points the pseudo labels leave out
         # get the classes it rules out as negatives when losses.partial_label.weight > 0.
         "thing_radius": 0.0,
+        # Rounds >= 1: the points the pseudo labels leave out learn that their class is
+        # among the fewest most probable classes of their supervoxel's propagated
+        # distribution that hold this much of it (within the thing radius's classes;
+        # 1.0: every class the radius permits). Needs losses.partial_label.weight > 0.
+        "candidate_mass": 1.0,
         # One click per object and per connected stuff region: a propagated region of a
         # class with no click of that class is dropped to its next-best class or left
         # unlabelled (training.otoc.click_regions). Only valid when every object of a
@@ -293,6 +298,8 @@ class TrainConfig:
             raise ConfigError("losses.text_ce.class_balance must be >= 0")
         if float(otoc["click_region_cell"]) < 0:
             raise ConfigError("otoc.click_region_cell must be >= 0 m (0: labels.stuff_cell)")
+        if not 0.0 < float(otoc["candidate_mass"]) <= 1.0:
+            raise ConfigError("otoc.candidate_mass must be in (0, 1] (1: off)")
         tr = otoc["thing_radius"]
         if isinstance(tr, dict):
             if not all(isinstance(v, (int, float)) and float(v) > 0 for v in tr.values()):

@@ -69,6 +69,15 @@ def test_thing_radius_is_metres_or_per_class_metres() -> None:
         TrainConfig.from_dict({"otoc": {"thing_radius": "wide"}})
 
 
+def test_candidate_mass_is_a_share_of_the_propagated_mass() -> None:
+    assert TrainConfig.from_dict({}).raw["otoc"]["candidate_mass"] == 1.0  # off
+    cfg = TrainConfig.from_dict({"otoc": {"candidate_mass": 0.9}})
+    assert cfg.raw["otoc"]["candidate_mass"] == 0.9
+    for bad in (0, 1.5, -0.1):
+        with pytest.raises(ConfigError, match=r"otoc\.candidate_mass"):
+            TrainConfig.from_dict({"otoc": {"candidate_mass": bad}})
+
+
 def test_the_shipped_otoc_configs_share_the_propagation_checks() -> None:
     """ws3dpp.yaml is OTOC plus losses: the same selection and the same click-region,
     radius and ground checks."""

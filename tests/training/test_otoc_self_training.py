@@ -136,6 +136,29 @@ def test_point_candidates_broadcast_the_thing_mask() -> None:
                              [True, True, True]]  # fmt: skip
 
 
+def test_point_candidates_keep_the_most_probable_classes_up_to_a_mass() -> None:
+    from types import SimpleNamespace
+
+    graph = SimpleNamespace(point_to_sv=np.array([0, 1, 2, -1]))
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.0, 0.0, 0.0]])
+    fp = FramePseudo(np.full(4, 65535, np.uint16), graph, probs, np.zeros((4, 3)))
+    assert point_candidates(fp, 1.0) is None  # nothing restricts: no sets to write
+    # 0.8 of the mass: the top two of supervoxel 0 (0.6 + 0.3); no mass: every class
+    top = point_candidates(fp, 0.8)
+    assert top.tolist() == [[True, True, False], [True, True, False], [True, True, True],
+                            [True, True, True]]  # fmt: skip
+    # half the mass: the top class alone
+    assert point_candidates(fp, 0.5)[:2].tolist() == [[True, False, False], [False, True, False]]
+    # within the thing radius's classes, the mass renormalised over them
+    fp.allowed = np.array([[True, True, True], [True, False, True], [False, True, True]])
+    cand = point_candidates(fp, 0.7)
+    # sv 1: class 1 ruled out; 0.2 / 0.3 of the rest on class 0 is < 0.7, so class 2 joins
+    assert cand.tolist() == [[True, True, False], [True, False, True], [False, True, True],
+                             [True, True, True]]  # fmt: skip
+    assert point_candidates(fp, 0.6)[1].tolist() == [True, False, False]
+    assert (point_candidates(fp, 1.0) == point_candidates(fp)).all()
+
+
 def test_otoc_instances_dual_set() -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(0, 0.2, (30, 3))
@@ -165,6 +188,7 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
         "otoc.ground_classes": ["road", "sidewalk", "terrain"] if method == "crf" else [],
         "otoc.finetune_lr_scale": 0.5,
         "otoc.last_round_relation": method == "crf",
+        "otoc.candidate_mass": 1.0 if method == "crf" else 0.9,
     })  # fmt: skip
     hist = run_self_training(cfg, [tiny_bag], tmp_path / "run", rounds=1)
     assert [h["round"] for h in hist] == [0, 1]
@@ -184,6 +208,7 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
         assert cand.dtype == np.uint8 and cand.shape == (len(np.load(p)), 2)
     assert hist[1]["candidate_points"] > 0
     assert 0.5 < hist[1]["candidate_accuracy"] <= 1
+    assert hist[1]["candidate_mass"] == (1.0 if method == "crf" else 0.9)
     h1 = json.loads((tmp_path / "run" / "round1" / "history.json").read_text())
     assert any(h.get("loss_partial_label", 0) > 0 for h in h1)
     # otoc.last_round_relation: false leaves the relation loss out of the last round only.

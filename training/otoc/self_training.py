@@ -36,10 +36,10 @@ Contract:
   ``losses.text_ce.class_balance`` > 0); round ``r >= 1`` writes
   ``round{r}/pseudo/<frame>.npy`` from the round ``r-1`` model and relation network
   (:func:`write_pseudo_labels`, unary weight and keep fraction of round ``r`` from the
-  ``otoc`` values, a number or one per round; with ``otoc.thing_radius`` also
-  ``<frame>.candidates.npy``, the packed per-point candidate classes of
-  :func:`point_candidates` for the trainer's ``partial_label`` loss, with their count
-  and accuracy in the round's statistics) and retrains with
+  ``otoc`` values, a number or one per round; with ``otoc.thing_radius`` or
+  ``otoc.candidate_mass`` < 1 also ``<frame>.candidates.npy``, the packed per-point
+  candidate classes of :func:`point_candidates` for the trainer's ``partial_label``
+  loss, with their count and accuracy in the round's statistics) and retrains with
   ``labels.pseudo_dir`` (clicks always win over pseudo labels) for
   ``otoc.steps_per_round`` steps, starting from the previous weights when
   ``otoc.finetune``. Each round's pseudo-label coverage / accuracy / mIoU (pooled over
@@ -538,7 +538,7 @@ def write_pseudo_labels(
     """Round ``r``'s pseudo labels from the round ``r-1`` run ``prev`` over the frame
     cache at ``cache_root`` (the one the rounds train on): propagate every training
     frame, per-class thresholds over all of them, ``<out_dir>/<frame>.npy`` (and
-    ``<frame>.candidates.npy`` with a thing radius).
+    ``<frame>.candidates.npy`` with a thing radius or a candidate mass < 1).
     Returns the round's statistics (ground truth permitting)."""
     from training.cache import split_frames
     from ws3d_ros.models.checkpoint import load_model
@@ -602,7 +602,7 @@ def write_pseudo_labels(
     for f, fp, clicks in props:
         labels_from_selection(fp, th, clicks)
         np.save(out_dir / f"{safe_key(f.key)}.npy", fp.labels)
-        cand = point_candidates(fp)
+        cand = point_candidates(fp, float(opts.get("candidate_mass", 1.0)))
         if cand is not None:
             np.save(out_dir / f"{safe_key(f.key)}{CANDIDATES_SUFFIX}", np.packbits(cand, axis=1))
             left = (fp.labels == UNKNOWN) & ~cand.all(1)
@@ -617,6 +617,7 @@ def write_pseudo_labels(
             all_dense.append(dense_labels(fp, clicks))
             all_gt.append(f.labels)
     entry: dict[str, Any] = {"unary_weight": uw, "keep_fraction": kf, "classes": classes,
+                             "candidate_mass": float(opts.get("candidate_mass", 1.0)),
                              "thresholds": [round(float(t), 4) for t in th],
                              "candidate_points": informative}  # fmt: skip
     if known:
@@ -636,17 +637,32 @@ def write_pseudo_labels(
     return entry
 
 
-def point_candidates(fp: FramePseudo) -> np.ndarray | None:
-    """``(N, C)`` bool candidate classes per point: the thing-radius mask
-    (``fp.allowed``) of its supervoxel; every class for points outside the graph. None
-    without a thing radius. The trainer's ``partial_label`` loss uses the rows of the
-    points the pseudo labels leave out."""
-    if fp.allowed is None:
+def point_candidates(fp: FramePseudo, mass: float = 1.0) -> np.ndarray | None:
+    """``(N, C)`` bool candidate classes per point from its supervoxel: the classes the
+    thing radius permits (``fp.allowed``) and, with ``mass < 1``, of those only the
+    fewest most probable under the propagated distribution ``fp.probs`` whose
+    probabilities sum to at least ``mass`` (the top class always; a supervoxel with no
+    propagated mass keeps the radius's classes). Points outside the graph: every class.
+    None when neither restricts anything (no radius, ``mass`` 1). The trainer's
+    ``partial_label`` loss uses the rows of the points the pseudo labels leave out."""
+    if fp.allowed is None and mass >= 1.0:
         return None
+    probs = np.asarray(fp.probs, np.float64)
+    allowed = np.ones(probs.shape, bool) if fp.allowed is None else np.asarray(fp.allowed)
+    if mass < 1.0:
+        p = np.where(allowed, probs, 0.0)
+        total = p.sum(1, keepdims=True)
+        order = np.argsort(-p, axis=1, kind="stable")
+        ranked = np.take_along_axis(p, order, 1) / np.maximum(total, 1e-12)
+        # a class is in when the mass of the classes ranked above it is still < mass
+        before = np.cumsum(ranked, 1) - ranked
+        top = np.zeros_like(allowed)
+        np.put_along_axis(top, order, before < mass, 1)
+        allowed = np.where(total > 0, allowed & top, allowed)
     p2s = np.asarray(fp.graph.point_to_sv)
-    cand = np.ones((len(p2s), fp.allowed.shape[1]), bool)
+    cand = np.ones((len(p2s), allowed.shape[1]), bool)
     ing = p2s >= 0
-    cand[ing] = fp.allowed[p2s[ing]]
+    cand[ing] = allowed[p2s[ing]]
     return cand
 
 
