@@ -193,8 +193,8 @@ def describe(args: argparse.Namespace, minutes: float) -> list[str]:
         )
         + (
             ", and that their class is among the most probable propagated classes holding "
-            f"{100 * args.candidate_mass:g} % of their supervoxel's mass"
-            if args.candidate_mass < 1 and args.partial_label_weight > 0
+            f"{ramp(args.candidate_mass, pct=True)} (per round) of their supervoxel's mass"
+            if min(args.candidate_mass) < 1 and args.partial_label_weight > 0
             else ""
         )
         + (
@@ -392,10 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         "leave out learn the thing classes the thing radius rules out (0: off)",
     )  # fmt: skip
     parser.add_argument(
-        "--candidate-mass", type=float, default=1.0,
+        "--candidate-mass", type=floats, default=[1.0],
         help="otoc.candidate_mass: rounds >= 1, the points the pseudo labels leave out "
         "learn that their class is among the most probable propagated classes holding "
-        "this much mass (1: only the thing radius's negatives; default: %(default)s)",
+        "this much mass, one value or per round 1..R (comma list; 1: only the thing "
+        "radius's negatives; default: 1)",
     )  # fmt: skip
     parser.add_argument(
         "--relation-detach", action=argparse.BooleanOptionalAction, default=False,

@@ -176,7 +176,8 @@ DEFAULTS: dict[str, Any] = {
         # Rounds >= 1: the points the pseudo labels leave out learn that their class is
         # among the fewest most probable classes of their supervoxel's propagated
         # distribution that hold this much of it (within the thing radius's classes;
-        # 1.0: every class the radius permits). Needs losses.partial_label.weight > 0.
+        # 1.0: every class the radius permits; a number or one per round 1, 2, 3..).
+        # Needs losses.partial_label.weight > 0.
         "candidate_mass": 1.0,
         # One click per object and per connected stuff region: a propagated region of a
         # class with no click of that class is dropped to its next-best class or left
@@ -298,8 +299,13 @@ class TrainConfig:
             raise ConfigError("losses.text_ce.class_balance must be >= 0")
         if float(otoc["click_region_cell"]) < 0:
             raise ConfigError("otoc.click_region_cell must be >= 0 m (0: labels.stuff_cell)")
-        if not 0.0 < float(otoc["candidate_mass"]) <= 1.0:
-            raise ConfigError("otoc.candidate_mass must be in (0, 1] (1: off)")
+        masses = otoc["candidate_mass"]
+        masses = masses if isinstance(masses, list) else [masses]
+        if not masses or not all(
+            isinstance(v, (int, float)) and 0.0 < float(v) <= 1.0 for v in masses
+        ):
+            raise ConfigError("otoc.candidate_mass must be a number in (0, 1] (1: off) or a "
+                              "list of them, one per round 1, 2, 3..")  # fmt: skip
         tr = otoc["thing_radius"]
         if isinstance(tr, dict):
             if not all(isinstance(v, (int, float)) and float(v) > 0 for v in tr.values()):

@@ -73,7 +73,9 @@ def test_candidate_mass_is_a_share_of_the_propagated_mass() -> None:
     assert TrainConfig.from_dict({}).raw["otoc"]["candidate_mass"] == 1.0  # off
     cfg = TrainConfig.from_dict({"otoc": {"candidate_mass": 0.9}})
     assert cfg.raw["otoc"]["candidate_mass"] == 0.9
-    for bad in (0, 1.5, -0.1):
+    per_round = TrainConfig.from_dict({"otoc": {"candidate_mass": [0.95, 0.95, 1.0]}})
+    assert per_round.raw["otoc"]["candidate_mass"] == [0.95, 0.95, 1.0]
+    for bad in (0, 1.5, -0.1, [], [0.9, 2.0]):
         with pytest.raises(ConfigError, match=r"otoc\.candidate_mass"):
             TrainConfig.from_dict({"otoc": {"candidate_mass": bad}})
 

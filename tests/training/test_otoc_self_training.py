@@ -188,7 +188,7 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
         "otoc.ground_classes": ["road", "sidewalk", "terrain"] if method == "crf" else [],
         "otoc.finetune_lr_scale": 0.5,
         "otoc.last_round_relation": method == "crf",
-        "otoc.candidate_mass": 1.0 if method == "crf" else 0.9,
+        "otoc.candidate_mass": 1.0 if method == "crf" else [0.9, 1.0],
     })  # fmt: skip
     hist = run_self_training(cfg, [tiny_bag], tmp_path / "run", rounds=1)
     assert [h["round"] for h in hist] == [0, 1]

@@ -578,6 +578,7 @@ def write_pseudo_labels(
         opts = {**opts, "click_region_cell": float(lab.get("stuff_cell") or 1.0)}
     uw = round_value(opts["unary_weight"], r)
     kf = round_value(opts["keep_fraction"], r)
+    mass = round_value(opts.get("candidate_mass", 1.0), r)
     props: list[tuple[Any, FramePseudo, np.ndarray]] = []
     for rec in train_recs:
         f = cache.load(rec)
@@ -602,7 +603,7 @@ def write_pseudo_labels(
     for f, fp, clicks in props:
         labels_from_selection(fp, th, clicks)
         np.save(out_dir / f"{safe_key(f.key)}.npy", fp.labels)
-        cand = point_candidates(fp, float(opts.get("candidate_mass", 1.0)))
+        cand = point_candidates(fp, mass)
         if cand is not None:
             np.save(out_dir / f"{safe_key(f.key)}{CANDIDATES_SUFFIX}", np.packbits(cand, axis=1))
             left = (fp.labels == UNKNOWN) & ~cand.all(1)
@@ -617,7 +618,7 @@ def write_pseudo_labels(
             all_dense.append(dense_labels(fp, clicks))
             all_gt.append(f.labels)
     entry: dict[str, Any] = {"unary_weight": uw, "keep_fraction": kf, "classes": classes,
-                             "candidate_mass": float(opts.get("candidate_mass", 1.0)),
+                             "candidate_mass": mass,
                              "thresholds": [round(float(t), 4) for t in th],
                              "candidate_points": informative}  # fmt: skip
     if known:
