@@ -85,5 +85,6 @@ def test_the_shipped_otoc_configs_share_the_propagation_checks() -> None:
     radius and ground checks."""
     otoc, ws3dpp = TrainConfig.from_yaml("otoc"), TrainConfig.from_yaml("ws3dpp")
     for key in ("click_regions", "click_region_cell", "thing_radius", "ground_classes",
-                "keep_fraction", "unary_weight", "pseudo_class_balance"):  # fmt: skip
+                "keep_fraction", "unary_weight", "pseudo_class_balance",
+                "candidate_mass"):  # fmt: skip
         assert otoc.raw["otoc"][key] == ws3dpp.raw["otoc"][key], key
