@@ -392,11 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         "leave out learn the thing classes the thing radius rules out (0: off)",
     )  # fmt: skip
     parser.add_argument(
-        "--candidate-mass", type=floats, default=[1.0],
+        "--candidate-mass", type=floats, default=[0.95, 0.95, 1.0],
         help="otoc.candidate_mass: rounds >= 1, the points the pseudo labels leave out "
         "learn that their class is among the most probable propagated classes holding "
         "this much mass, one value or per round 1..R (comma list; 1: only the thing "
-        "radius's negatives; default: 1)",
+        "radius's negatives; default: 0.95,0.95,1)",
     )  # fmt: skip
     parser.add_argument(
         "--relation-detach", action=argparse.BooleanOptionalAction, default=False,
