@@ -6,7 +6,8 @@ to its worker: latest-wins means a sweep waits for the frame in progress only un
 successor replaces it, so the last sweep of a burst (no successor) may wait a whole
 frame; the others wait at most the gap to the next set. The DDS delivery before that
 (publisher -> node callback) is the executor's, not the node's: it is reported and only
-checked for a backlog, because on a loaded 2-core CI box it alone varies by ~1 s."""
+checked for a backlog, because on a starved 2-core CI box its scheduling is not the
+node's to bound."""
 
 from __future__ import annotations
 

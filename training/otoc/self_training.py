@@ -648,10 +648,10 @@ def point_candidates(fp: FramePseudo, mass: float = 1.0) -> np.ndarray | None:
     ``partial_label`` loss uses the rows of the points the pseudo labels leave out."""
     if fp.allowed is None and mass >= 1.0:
         return None
-    probs = np.asarray(fp.probs, np.float64)
-    allowed = np.ones(probs.shape, bool) if fp.allowed is None else np.asarray(fp.allowed)
+    shape = np.shape(fp.probs)
+    allowed = np.ones(shape, bool) if fp.allowed is None else np.asarray(fp.allowed)
     if mass < 1.0:
-        p = np.where(allowed, probs, 0.0)
+        p = np.where(allowed, np.asarray(fp.probs, np.float64), 0.0)
         total = p.sum(1, keepdims=True)
         order = np.argsort(-p, axis=1, kind="stable")
         ranked = np.take_along_axis(p, order, 1) / np.maximum(total, 1e-12)
