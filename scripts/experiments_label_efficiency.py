@@ -216,6 +216,13 @@ def describe(args: argparse.Namespace, minutes: float) -> list[str]:
             if args.ground_classes.strip()
             else ""
         )
+        + (
+            f", thing-labelled points within {args.thing_ground_height:g} m of the ground "
+            "(spread clicks and pseudo labels; the clicked point excepted) left unlabelled, "
+            "learning 'the thing or a ground class'"
+            if args.thing_ground_height > 0
+            else ""
+        )
         + f", keep per class the {ramp(args.keep_fraction, pct=True)} (per round) most "
         "confident supervoxels predicted as it (supervoxel-granular pseudo labels), and "
         + (
@@ -387,6 +394,12 @@ def main(argv: list[str] | None = None) -> int:
         "sign) (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
+        "--thing-ground-height", type=float, default=0.05,
+        help="otoc.thing_ground_height: thing labels (spread clicks, pseudo labels) within "
+        "this many metres of the local ground become 'the thing or a ground class' "
+        "(0: off; default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--partial-label-weight", type=float, default=1.0,
         help="losses.partial_label.weight of the OTOC chains: the points the pseudo labels "
         "leave out learn the thing classes the thing radius rules out (0: off)",
@@ -518,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         "otoc.steps_per_round": args.round_steps,
         "otoc.thing_radius": args.thing_radius,
         "otoc.candidate_mass": args.candidate_mass,
+        "otoc.thing_ground_height": args.thing_ground_height,
         "losses.partial_label": {"weight": args.partial_label_weight},
         "otoc.click_regions": args.click_regions,
         "otoc.click_region_cell": args.click_region_cell,

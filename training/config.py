@@ -193,6 +193,12 @@ DEFAULTS: dict[str, Any] = {
         "ground_height": 0.1,
         "ground_share": 0.9,
         "ground_cell": 2.0,
+        # Rounds >= 1: a pseudo-labelled point of a thing class within this many metres of
+        # the local ground (same window as the ground prior) is the ground under the object
+        # as often as the object's own bottom: it leaves the pseudo labels and learns "the
+        # thing or a ground class" (partial_label; ground_classes, or every stuff class
+        # without them). Clicked points keep their click. 0: off.
+        "thing_ground_height": 0.0,
         # losses.text_ce.class_balance of rounds >= 1 (pseudo labels are dense, so the
         # inverse point frequency is milder than round 0's inverse click frequency).
         "pseudo_class_balance": 0.5,
@@ -297,6 +303,8 @@ class TrainConfig:
                                   f"[{lo:g}, {hi:g}]")  # fmt: skip
         if float(self.losses["text_ce"].get("class_balance", 0.0)) < 0:
             raise ConfigError("losses.text_ce.class_balance must be >= 0")
+        if float(otoc["thing_ground_height"]) < 0:
+            raise ConfigError("otoc.thing_ground_height must be >= 0 m (0: off)")
         if float(otoc["click_region_cell"]) < 0:
             raise ConfigError("otoc.click_region_cell must be >= 0 m (0: labels.stuff_cell)")
         masses = otoc["candidate_mass"]

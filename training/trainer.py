@@ -474,7 +474,11 @@ def train(
             scribble_width=float(lab["scribble_width"]),
             scribbles_per_object=int(lab["scribbles_per_object"]),
         )
-        _label_efficient_labels(f, lab, class_names, thing_ids=thing_ids, thing_radius=radius)
+        _label_efficient_labels(
+            f, lab, class_names, thing_ids=thing_ids, thing_radius=radius,
+            thing_ground_height=float(cfg.raw["otoc"]["thing_ground_height"]),
+            ground_cell=float(cfg.raw["otoc"]["ground_cell"]),
+        )  # fmt: skip
         frames.append(f)
     labelled = sum(int((f.train_labels != UNKNOWN).sum()) for f in frames)
     total_pts = sum(len(f) for f in frames)
@@ -708,8 +712,15 @@ def _label_efficient_labels(
     *,
     thing_ids: Sequence[int] = (),
     thing_radius: np.ndarray | None = None,
+    thing_ground_height: float = 0.0,
+    ground_cell: float = 2.0,
 ) -> None:
     """Clicks file / OTOC pseudo labels into ``frame.train_labels`` (config ``labels``).
+    With ``thing_ground_height`` > 0 (``otoc.thing_ground_height``) the points a click
+    of a thing class spreads to over its supervoxel (``labels.expand_to_segments``) stay
+    unlabelled where they lie that close to the local ground
+    (:func:`training.otoc.ground_prior.ground_level_thing_points`): the supervoxel
+    holds the ground under the object too; the clicked point keeps its label.
     Candidate classes of the unlabelled points into ``frame.train_candidates`` (packed
     bits): with ``thing_radius`` (``(C,)`` metres, one click per object) each point's
     thing classes without a click of theirs within that radius
@@ -728,6 +739,15 @@ def _label_efficient_labels(
         from training.weak_labels import expand_to_segments
 
         frame.train_labels = expand_to_segments(frame.train_labels, frame.segments)
+        if thing_ground_height > 0 and len(thing_ids):
+            from training.otoc.ground_prior import ground_level_thing_points
+
+            low = ground_level_thing_points(
+                frame.xyz, frame.train_labels, thing_ids, height=thing_ground_height,
+                cell=ground_cell,
+            )  # fmt: skip
+            low &= clicks == UNKNOWN
+            frame.train_labels = np.where(low, UNKNOWN, frame.train_labels).astype(np.uint16)
     if lab.get("pseudo_dir"):
         from training.otoc.self_training import CANDIDATES_SUFFIX, safe_key
 

@@ -80,11 +80,20 @@ def test_candidate_mass_is_a_share_of_the_propagated_mass() -> None:
             TrainConfig.from_dict({"otoc": {"candidate_mass": bad}})
 
 
+def test_thing_ground_height_is_metres_or_off() -> None:
+    assert TrainConfig.from_dict({}).raw["otoc"]["thing_ground_height"] == 0.0  # off
+    assert TrainConfig.from_dict({"otoc": {"thing_ground_height": 0.05}}).raw["otoc"][
+        "thing_ground_height"
+    ] == pytest.approx(0.05)
+    with pytest.raises(ConfigError, match=r"otoc\.thing_ground_height"):
+        TrainConfig.from_dict({"otoc": {"thing_ground_height": -0.1}})
+
+
 def test_the_shipped_otoc_configs_share_the_propagation_checks() -> None:
     """ws3dpp.yaml is OTOC plus losses: the same selection and the same click-region,
     radius and ground checks."""
     otoc, ws3dpp = TrainConfig.from_yaml("otoc"), TrainConfig.from_yaml("ws3dpp")
     for key in ("click_regions", "click_region_cell", "thing_radius", "ground_classes",
                 "keep_fraction", "unary_weight", "pseudo_class_balance",
-                "candidate_mass"):  # fmt: skip
+                "candidate_mass", "thing_ground_height"):  # fmt: skip
         assert otoc.raw["otoc"][key] == ws3dpp.raw["otoc"][key], key

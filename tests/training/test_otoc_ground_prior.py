@@ -1,12 +1,17 @@
 """Ground prior of the OTOC propagation (training.otoc.ground_prior): supervoxels lying at
-ground level take only ground classes; clicks and rows without ground mass are kept."""
+ground level take only ground classes; clicks and rows without ground mass are kept;
+thing-labelled points at ground level are found point by point."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from training.otoc.ground_prior import ground_supervoxels, restrict_to_ground_classes
+from training.otoc.ground_prior import (
+    ground_level_thing_points,
+    ground_supervoxels,
+    restrict_to_ground_classes,
+)
 from training.otoc.self_training import resolve_ground_classes
 
 
@@ -47,3 +52,18 @@ def test_ground_class_names_resolve_against_the_vocabulary() -> None:
     assert resolve_ground_classes(None, classes) == []
     with pytest.raises(ValueError, match="terrain"):
         resolve_ground_classes(["road", "terrain"], classes)
+
+
+def test_ground_level_thing_points() -> None:
+    """Supervoxel 2 (half road, half wheel) labelled car: its road half is at ground level;
+    the car body and a road-labelled point at ground level are not thing points there."""
+    xyz, p2s = _scene()
+    labels = np.array([0, 3, 3])[p2s]  # road, car, car
+    low = ground_level_thing_points(xyz, labels, [3], height=0.05)
+    assert low[400:450].all() and not low[450:].any()  # the mixed supervoxel's road half
+    assert not low[:400].any()  # road is not a thing; the body is 0.4 m up
+    # A taller band takes the wheel's points up to it too; height 0 / no things: none.
+    assert ground_level_thing_points(xyz, labels, [3], height=0.3)[450:].any()
+    assert not ground_level_thing_points(xyz, labels, [3], height=0.0).any()
+    assert not ground_level_thing_points(xyz, labels, [], height=0.05).any()
+    assert not ground_level_thing_points(xyz, np.full(len(xyz), 65535), [3], height=0.05).any()

@@ -19,6 +19,7 @@ from training.otoc.self_training import (
     otoc_instances,
     point_candidates,
     pseudo_label_stats,
+    release_ground_things,
     resolve_thing_radius,
     round_value,
     run_self_training,
@@ -159,6 +160,42 @@ def test_point_candidates_keep_the_most_probable_classes_up_to_a_mass() -> None:
     assert (point_candidates(fp, 1.0) == point_candidates(fp)).all()
 
 
+def test_release_ground_things_moves_ground_level_thing_labels_to_candidates() -> None:
+    """Thing-labelled points at ground level leave the pseudo labels and keep "their thing
+    or a ground class" as candidates; clicked points, stuff and raised points stay."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    n = 300
+    xyz = np.c_[rng.uniform(0, 4, (n, 2)), np.zeros(n)]
+    xyz[200:, 2] = rng.uniform(0.5, 1.5, 100)  # raised: the body of the object
+    labels = np.full(n, 0, np.uint16)  # class 0 road, 1 sidewalk, 2 building, 3 car
+    labels[150:] = 3  # 150-199: car label on the ground, 200-299: car body
+    labels[10] = 65535
+    clicks = np.full(n, -1)
+    clicks[160] = 3
+    graph = SimpleNamespace(point_to_sv=np.zeros(n, np.int64))
+    fp = FramePseudo(labels.copy(), graph, np.zeros((1, 4)), np.zeros((n, 3)))
+    cand, moved = release_ground_things(fp, None, xyz, clicks, [3], [0, 1], 4, height=0.05)
+    assert moved == 49
+    gone = np.flatnonzero(fp.labels != labels)
+    assert gone.tolist() == [k for k in range(150, 200) if k != 160]
+    assert (fp.labels[gone] == 65535).all() and fp.labels[160] == 3
+    assert cand[gone].tolist() == [[True, True, False, True]] * 49
+    assert cand[np.setdiff1d(np.arange(n), gone)].all()  # created for them alone
+    # Existing candidates: only the moved rows change. No ground classes: every non-thing.
+    fp2 = FramePseudo(labels.copy(), graph, np.zeros((1, 4)), np.zeros((n, 3)))
+    base = np.zeros((n, 4), bool)
+    base[:, 2] = True
+    cand2, moved2 = release_ground_things(fp2, base.copy(), xyz, clicks, [3], [], 4, height=0.05)
+    assert moved2 == 49 and cand2[gone].tolist() == [[True, True, True, True]] * 49
+    np.testing.assert_array_equal(np.delete(cand2, gone, 0), np.delete(base, gone, 0))
+    # Off (height 0): nothing moves, the candidates pass through.
+    fp3 = FramePseudo(labels.copy(), graph, np.zeros((1, 4)), np.zeros((n, 3)))
+    assert release_ground_things(fp3, None, xyz, clicks, [3], [0, 1], 4, height=0.0) == (None, 0)
+    np.testing.assert_array_equal(fp3.labels, labels)
+
+
 def test_otoc_instances_dual_set() -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(0, 0.2, (30, 3))
@@ -189,6 +226,7 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
         "otoc.finetune_lr_scale": 0.5,
         "otoc.last_round_relation": method == "crf",
         "otoc.candidate_mass": 1.0 if method == "crf" else [0.9, 1.0],
+        "otoc.thing_ground_height": 0.05 if method == "crf" else 0.0,
     })  # fmt: skip
     hist = run_self_training(cfg, [tiny_bag], tmp_path / "run", rounds=1)
     assert [h["round"] for h in hist] == [0, 1]
@@ -209,6 +247,9 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
     assert hist[1]["candidate_points"] > 0
     assert 0.5 < hist[1]["candidate_accuracy"] <= 1
     assert hist[1]["candidate_mass"] == (1.0 if method == "crf" else 0.9)
+    assert hist[1]["ground_thing_points"] >= 0
+    if method != "crf":
+        assert hist[1]["ground_thing_points"] == 0  # off
     h1 = json.loads((tmp_path / "run" / "round1" / "history.json").read_text())
     assert any(h.get("loss_partial_label", 0) > 0 for h in h1)
     # otoc.last_round_relation: false leaves the relation loss out of the last round only.
@@ -312,6 +353,21 @@ def test_pseudo_candidates_load_into_the_training_frame(tmp_path: Path) -> None:
     near = np.hypot(*(f.xyz[:, :2] - f.xyz[0, :2]).T) <= 2.0
     np.testing.assert_array_equal(allowed[:, 8], near)
     assert not allowed[:, 10].any() and allowed[:, [0, 9, 11, 12]].all()
+    # otoc.thing_ground_height: a thing click spread over its supervoxel leaves the
+    # supervoxel's ground-level points unlabelled (not the clicked point itself).
+    f.segments = np.zeros(len(f), np.int32)
+    f.points["z"][:] = 0.0
+    f.points["z"][250:] = 1.0
+    f.train_labels = clicks.copy()
+    _label_efficient_labels(f, {"expand_to_segments": True}, classes, thing_ids=[8, 10],
+                            thing_ground_height=0.05)  # fmt: skip
+    assert f.train_labels[0] == 8 and (f.train_labels[250:] == 8).all()
+    assert (f.train_labels[1:250] == 65535).all()
+    f.train_labels = clicks.copy()
+    _label_efficient_labels(f, {"expand_to_segments": True}, classes, thing_ids=[8, 10])
+    assert (f.train_labels == 8).all()  # off by default: the whole supervoxel
+    f.segments = np.arange(n, dtype=np.int32)
+    f.points["z"][:] = 0.0
     # A pseudo-label directory's candidate file replaces them.
     f.train_labels = clicks.copy()
     _label_efficient_labels(f, {"pseudo_dir": str(tmp_path)}, classes, thing_ids=[8, 10],

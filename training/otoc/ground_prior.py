@@ -22,6 +22,14 @@ the LiDAR frame of the cached sweeps, so a tilted sensor needs its cloud levelle
   and renormalises; a row left with no mass keeps its input (the prior never erases a
   label), and clicked supervoxels (``clamp >= 0``) are never touched (a click outranks
   geometry). The input array is not modified.
+- :func:`ground_level_thing_points` -> ``(N,)`` bool: points labelled a thing class that
+  lie within ``height`` m of the local ground. Supervoxels are coarser than the contact
+  between an object and the ground, so a thing's supervoxels carry the road under its
+  wheels or feet: in the round-3 pseudo labels of the simulated benchmark (five seeds)
+  the points within 0.05 m of the ground labelled car were road or sidewalk for 1.4-2.2k
+  points against 40-65 car points, cyclist 320-750 against 15-22, traffic cone 80-600
+  against 40-70 (pedestrian 56-60 against 80-91). The self-training takes such points out
+  of the pseudo labels and lets them learn "the thing or a ground class" instead.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import numpy as np
 
 from ws3d_ros.geometry.ground import height_above_ground
 
-__all__ = ["ground_supervoxels", "restrict_to_ground_classes"]
+__all__ = ["ground_level_thing_points", "ground_supervoxels", "restrict_to_ground_classes"]
 
 
 def ground_supervoxels(
@@ -74,3 +82,24 @@ def restrict_to_ground_classes(
     total = masked.sum(axis=1, keepdims=True)
     q[rows] = np.where(total > 0, masked / np.maximum(total, 1e-12), q[rows])
     return q.astype(np.asarray(probs).dtype)
+
+
+def ground_level_thing_points(
+    xyz: np.ndarray,
+    labels: np.ndarray,
+    thing_ids: Sequence[int],
+    *,
+    height: float,
+    cell: float = 2.0,
+) -> np.ndarray:
+    """``(N,)`` bool: points whose label is one of ``thing_ids`` lying within ``height``
+    m of the local ground (module docstring); none when ``height`` <= 0."""
+    lab = np.asarray(labels).astype(np.int64)
+    things = np.asarray(list(thing_ids), np.int64)
+    if height <= 0 or not len(things) or not len(lab):
+        return np.zeros(len(lab), bool)
+    on_thing = np.isin(lab, things)
+    if not on_thing.any():
+        return on_thing
+    h = height_above_ground(xyz, cell=cell)
+    return on_thing & np.isfinite(h) & (h <= height)

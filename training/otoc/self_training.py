@@ -39,7 +39,10 @@ Contract:
   ``otoc`` values, a number or one per round; with ``otoc.thing_radius`` or
   ``otoc.candidate_mass`` < 1 also ``<frame>.candidates.npy``, the packed per-point
   candidate classes of :func:`point_candidates` for the trainer's ``partial_label``
-  loss, with their count and accuracy in the round's statistics) and retrains with
+  loss, with their count and accuracy in the round's statistics; with
+  ``otoc.thing_ground_height`` > 0 the thing-labelled points at ground level leave the
+  pseudo labels for "their thing or a ground class", :func:`release_ground_things`,
+  counted as ``ground_thing_points``) and retrains with
   ``labels.pseudo_dir`` (clicks always win over pseudo labels) for
   ``otoc.steps_per_round`` steps, starting from the previous weights when
   ``otoc.finetune``. Each round's pseudo-label coverage / accuracy / mIoU (pooled over
@@ -72,7 +75,11 @@ from training.otoc.graph import (
     pool_mean,
     sv_labels_from_points,
 )
-from training.otoc.ground_prior import ground_supervoxels, restrict_to_ground_classes
+from training.otoc.ground_prior import (
+    ground_level_thing_points,
+    ground_supervoxels,
+    restrict_to_ground_classes,
+)
 from training.otoc.propagation import class_thresholds, propagate, select_per_class
 from training.otoc.relation import RelationLoss, affinity
 from ws3d_ros.geometry.instances import group_instances
@@ -599,11 +606,16 @@ def write_pseudo_labels(
     ).numpy()
     out_dir.mkdir(parents=True, exist_ok=True)
     all_pseudo, all_dense, all_gt = [], [], []
-    informative = known = hits = 0
+    informative = known = hits = released = 0
     for f, fp, clicks in props:
         labels_from_selection(fp, th, clicks)
-        np.save(out_dir / f"{safe_key(f.key)}.npy", fp.labels)
         cand = point_candidates(fp, mass)
+        cand, demoted = release_ground_things(
+            fp, cand, f.xyz, clicks, thing_ids, ground_ids, len(classes),
+            height=float(opts.get("thing_ground_height") or 0.0), cell=float(opts["ground_cell"]),
+        )  # fmt: skip
+        released += demoted
+        np.save(out_dir / f"{safe_key(f.key)}.npy", fp.labels)
         if cand is not None:
             np.save(out_dir / f"{safe_key(f.key)}{CANDIDATES_SUFFIX}", np.packbits(cand, axis=1))
             left = (fp.labels == UNKNOWN) & ~cand.all(1)
@@ -620,7 +632,8 @@ def write_pseudo_labels(
     entry: dict[str, Any] = {"unary_weight": uw, "keep_fraction": kf, "classes": classes,
                              "candidate_mass": mass,
                              "thresholds": [round(float(t), 4) for t in th],
-                             "candidate_points": informative}  # fmt: skip
+                             "candidate_points": informative,
+                             "ground_thing_points": released}  # fmt: skip
     if known:
         # Share of the unlabelled points with candidates whose true class is among them.
         entry["candidate_accuracy"] = hits / known
@@ -665,6 +678,44 @@ def point_candidates(fp: FramePseudo, mass: float = 1.0) -> np.ndarray | None:
     ing = p2s >= 0
     cand[ing] = allowed[p2s[ing]]
     return cand
+
+
+def release_ground_things(
+    fp: FramePseudo,
+    cand: np.ndarray | None,
+    xyz: np.ndarray,
+    clicks: np.ndarray,
+    thing_ids: Sequence[int],
+    ground_ids: Sequence[int],
+    num_classes: int,
+    *,
+    height: float,
+    cell: float = 2.0,
+) -> tuple[np.ndarray | None, int]:
+    """``otoc.thing_ground_height``: the pseudo-labelled thing points within ``height`` m
+    of the local ground (:func:`training.otoc.ground_prior.ground_level_thing_points`;
+    clicked points excepted) leave ``fp.labels`` (in place) and their candidate rows
+    become their thing class plus the ground classes (every non-thing class without
+    ``ground_ids``). Returns the candidates (created when ``cand`` is None and a point
+    moved) and the number of points moved."""
+    low = ground_level_thing_points(xyz, fp.labels, thing_ids, height=height, cell=cell)
+    c = np.asarray(clicks).astype(np.int64)
+    low &= ~((c >= 0) & (c != UNKNOWN))
+    idx = np.flatnonzero(low)
+    if not len(idx):
+        return cand, 0
+    if cand is None:
+        cand = np.ones((len(fp.labels), num_classes), bool)
+    rows = np.zeros(num_classes, bool)
+    if len(ground_ids):
+        rows[list(ground_ids)] = True
+    else:
+        rows[:] = True
+        rows[list(thing_ids)] = False
+    cand[idx] = rows
+    cand[idx, fp.labels[idx].astype(np.int64)] = True
+    fp.labels[idx] = UNKNOWN
+    return cand, len(idx)
 
 
 def frame_clicks(frame: Any, lab: dict[str, Any], classes: list[str]) -> np.ndarray:
