@@ -193,11 +193,11 @@ DEFAULTS: dict[str, Any] = {
         "ground_height": 0.1,
         "ground_share": 0.9,
         "ground_cell": 2.0,
-        # Rounds >= 1: a pseudo-labelled point of a thing class within this many metres of
-        # the local ground (same window as the ground prior) is the ground under the object
-        # as often as the object's own bottom: it leaves the pseudo labels and learns "the
-        # thing or a ground class" (partial_label; ground_classes, or every stuff class
-        # without them). Clicked points keep their click. 0: off.
+        # A thing label (a click spread over its supervoxel, a pseudo label) within this
+        # many metres of the local ground (same window as the ground prior) is more often
+        # the ground under the object than its bottom: the point stays unlabelled and, in
+        # rounds >= 1, learns "the thing or a ground class" (partial_label; ground_classes,
+        # or every stuff class without them). Clicked points keep their click. 0: off.
         "thing_ground_height": 0.0,
         # losses.text_ce.class_balance of rounds >= 1 (pseudo labels are dense, so the
         # inverse point frequency is milder than round 0's inverse click frequency).
