@@ -194,8 +194,8 @@ DEFAULTS: dict[str, Any] = {
         "ground_share": 0.9,
         "ground_cell": 2.0,
         # A thing label (a click spread over its supervoxel, a pseudo label) within this
-        # many metres of the local ground (same window as the ground prior) is more often
-        # the ground under the object than its bottom: the point stays unlabelled and, in
+        # many metres of the local ground (same window as the ground prior) is often the
+        # ground under the object rather than its bottom: the point stays unlabelled and, in
         # rounds >= 1, learns "the thing or a ground class" (partial_label; ground_classes,
         # or every stuff class without them). Clicked points keep their click. 0: off.
         "thing_ground_height": 0.0,
