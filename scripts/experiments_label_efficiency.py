@@ -326,7 +326,7 @@ def seed_table(works: list[Path], name: str = "results.json") -> list[str]:
             shares.append(share)
             cells.append(f"{fmt(m)} ({share:.0f} %)" if share is not None else fmt(m))
         ok = [v for v in shares if v is not None]
-        mean = f"{sum(ok) / len(ok):.0f}" if ok else "-"
+        mean = f"{sum(ok) / len(ok):.1f}" if ok else "-"
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {mean} |")
     return lines
 
