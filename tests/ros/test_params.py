@@ -120,7 +120,7 @@ def test_generated_docs_and_params_file_are_current() -> None:
 def test_params_file_documents_every_parameter_with_valid_values() -> None:
     text = (ROOT / "config/perception.yaml").read_text()
     doc = yaml.safe_load(text)
-    values = doc[P.NODE_NAME]["ros__parameters"]
+    values = doc[f"/**/{P.NODE_NAME}"]["ros__parameters"]
     commented = {
         line.strip()[2:].split(":")[0]
         for line in text.splitlines()
@@ -142,7 +142,7 @@ def test_params_file_documents_every_parameter_with_valid_values() -> None:
 @pytest.mark.parametrize("name", ["driving", "indoor"])
 def test_ready_vocabularies_are_valid(name: str) -> None:
     doc = yaml.safe_load((ROOT / f"config/vocabularies/{name}.yaml").read_text())
-    values = doc[P.NODE_NAME]["ros__parameters"]
+    values = doc[f"/**/{P.NODE_NAME}"]["ros__parameters"]
     assert set(values) == {"classes", "thing_classes", "prompt_templates"}
     merged = {**P.defaults(), **values}
     P.check_update(merged)
@@ -153,7 +153,7 @@ def test_ready_vocabularies_are_valid(name: str) -> None:
 
 def test_default_vocabulary_is_the_driving_file() -> None:
     doc = yaml.safe_load((ROOT / "config/vocabularies/driving.yaml").read_text())
-    values = doc[P.NODE_NAME]["ros__parameters"]
+    values = doc[f"/**/{P.NODE_NAME}"]["ros__parameters"]
     assert values["classes"] == P.spec_for("classes").default
     assert values["thing_classes"] == P.spec_for("thing_classes").default
 

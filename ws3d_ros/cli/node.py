@@ -54,6 +54,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--thing-classes", nargs="+", help="classes that have instances")
     parser.add_argument("--namespace", help="node namespace")
     parser.add_argument(
+        "--managed",
+        action="store_true",
+        help="run as a lifecycle node (configure loads the model, activate starts)",
+    )
+    parser.add_argument(
+        "--autostart", action="store_true", help="with --managed: configure and activate at start"
+    )
+    parser.add_argument(
         "--ros-args",
         dest="ros_args",
         nargs=argparse.REMAINDER,
@@ -93,4 +101,7 @@ def run(args: argparse.Namespace) -> int:
         from ws3d_ros.ros.perception_node import main
     except ImportError as exc:
         raise Ws3dError(f"{ROS_MISSING} ({exc})") from None
-    return main(["ws3d node", *ros_args])
+    flags = ["--managed"] * bool(args.managed) + ["--autostart"] * bool(args.autostart)
+    if args.autostart and not args.managed:
+        raise Ws3dError("--autostart needs --managed")
+    return main(["ws3d node", *flags, *ros_args])

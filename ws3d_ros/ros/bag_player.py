@@ -25,10 +25,12 @@ from typing import Any
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from ws3d_ros.data.bag import BagReader
 from ws3d_ros.errors import BagError, Ws3dError
 from ws3d_ros.msg.kit import rclpy_kit
+from ws3d_ros.ros.executable import ShutdownSignals, parse_args, startup_error
 
 
 def wall_delay(log_ns: int, first_log_ns: int, rate: float) -> float:
@@ -191,8 +193,16 @@ def parse_remaps(items: Sequence[str]) -> dict[str, str]:
     return remap
 
 
-def run_player(args: argparse.Namespace) -> int:
-    rclpy.init()
+def run_player(args: argparse.Namespace, ros_args: Sequence[str] = ()) -> int:
+    """Play the bag of ``args`` until it ends (or forever with ``--loop``); SIGINT or
+    SIGTERM stops it cleanly (exit 0), a second one at once (:mod:`ws3d_ros.ros.executable`)."""
+    signals = ShutdownSignals("bag_player").install()
+    try:
+        rclpy.init(args=["bag_player", *ros_args], signal_handler_options=SignalHandlerOptions.NO)
+    except Exception as exc:
+        signals.restore()
+        return startup_error("bag_player", exc)
+    player = None
     try:
         player = BagPlayer(
             args.bag,
@@ -206,26 +216,35 @@ def run_player(args: argparse.Namespace) -> int:
             f"playing {args.bag} ({len(player.topics)} topics) at {args.rate}x"
             + (" in a loop" if args.loop else "")
         )
-        count = player.play()
+        count = player.play(should_stop=signals.requested.is_set)
         player.get_logger().info(f"published {count} messages")
-        player.destroy_node()
-    except KeyboardInterrupt:
-        pass
     finally:
-        if rclpy.ok():
-            rclpy.shutdown()
+        if player is not None:
+            player.destroy_node()
+        rclpy.try_shutdown()
+        signals.restore()
     return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options of the ``bag_player`` executable."""
+    parser = argparse.ArgumentParser(
+        prog="bag_player",
+        description=__doc__.splitlines()[0],
+        epilog="examples:\n  ros2 run ws3d_ros bag_player /data/street --rate 0.5 --loop --clock\n"
+        "  ros2 run ws3d_ros bag_player /data/street --remap /lidar/points:=/points",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bag_player`` executable (``ros2 run ws3d_ros bag_player BAG``)."""
-    parser = argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(
-        rclpy.utilities.remove_ros_args(sys.argv)[1:] if argv is None else argv
-    )
+    args, full = parse_args(build_parser(), argv)
+    ros_args = full[full.index("--ros-args") :] if "--ros-args" in full else []
     try:
-        return run_player(args)
+        return run_player(args, ros_args)
     except Ws3dError as exc:
         print(f"bag_player: error: {exc}", file=sys.stderr)
         return 1

@@ -29,6 +29,7 @@ Contract:
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import threading
@@ -38,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
@@ -52,6 +52,7 @@ from ws3d_ros.errors import Ws3dError
 from ws3d_ros.geometry.extrinsics import Transform
 from ws3d_ros.msg.kit import stamp_to_ns
 from ws3d_ros.msg.pointcloud2 import cloud_to_array, cloud_xyz
+from ws3d_ros.ros.executable import parse_args, spin_node
 
 NODE_NAME = "click_labeler"
 
@@ -148,6 +149,8 @@ class ClickLabeler(Node):
     def _on_set(self, params: list[Parameter]) -> SetParametersResult:
         values = self._values()
         for p in params:
+            if p.name not in values:
+                continue  # rclpy's own (use_sim_time, ...): rclpy checks and applies it
             if p.name in ("points_qos", "clicked_point_topic"):
                 return SetParametersResult(successful=False, reason=f"{p.name} is read-only")
             values[p.name] = p.value
@@ -252,26 +255,35 @@ class ClickLabeler(Node):
         return click, f"{cls!r} -> point {index} of sweep {sweep_stamp} ({dist:.3f} m away)"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """Options of the ``click_labeler`` executable (parameters go after --ros-args)."""
+    return argparse.ArgumentParser(
+        prog="click_labeler",
+        description="One-click annotation from rviz / Foxglove (/clicked_point) into a "
+        "clicks sidecar file for One Thing One Click training.",
+        epilog="""\
+examples:
+  ros2 run ws3d_ros click_labeler --ros-args -p output:=clicks.jsonl -p bag:=street_01 \\
+      -p current_class:=car -r points:=/lidar/points
+  ros2 param set /click_labeler current_class pedestrian   (while it runs)
+
+parameters: """
+        + ", ".join(PARAMS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def main(args: Sequence[str] | None = None) -> int:
     """Entry point of ``click_labeler`` (``ros2 run ws3d_ros click_labeler``)."""
-    rclpy.init(args=list(args) if args is not None else sys.argv)
-    node = None
-    try:
+    _, full = parse_args(build_parser(), args)
+
+    def make() -> ClickLabeler:
         node = ClickLabeler()
         out = Path(node.get_parameter("output").value)
         node.get_logger().info(f"writing clicks to {out.resolve()}")
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except Ws3dError as exc:
-        print(f"click_labeler: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+        return node
+
+    return spin_node("click_labeler", make, full, threads=1)
 
 
 if __name__ == "__main__":

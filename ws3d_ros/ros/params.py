@@ -35,6 +35,7 @@ __all__ = [
     "CAMERA",
     "NODE_NAME",
     "PARAMETERS",
+    "TRANSPORTS",
     "TYPES",
     "ParamError",
     "ParamSpec",
@@ -50,6 +51,8 @@ __all__ = [
 
 NODE_NAME = "ws3d_perception"
 CAMERA = "<camera>"
+#: Image transports a camera can use (image_transport's plugin names).
+TRANSPORTS = ("raw", "compressed")
 TYPES = ("bool", "integer", "double", "string", "string_array", "double_array")
 
 #: Default vocabulary (the same as config/vocabularies/driving.yaml).
@@ -175,8 +178,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "string",
         "",
         "Model to load: a directory written by `ws3d export` (onnxruntime, tensorrt) or a "
-        "checkpoint file from `ws3d train` (torch). Empty: mode zero_shot with the CLIP "
-        "weights named in model_config.",
+        "checkpoint file from `ws3d train` (torch). Needed by modes fusion (the default) "
+        "and lidar_only; empty only with mode zero_shot (CLIP weights named in "
+        "model_config).",
         read_only=True,
         check=_file_path,
     ),
@@ -269,6 +273,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         read_only=True,
         check=_cameras,
         constraints="valid ROS names, unique camera names",
+    ),
+    ParamSpec(
+        f"image_transport.{CAMERA}",
+        "string",
+        "raw",
+        "How this camera's images arrive (image_transport naming): raw subscribes "
+        "<camera>/image (sensor_msgs/Image); compressed subscribes <camera>/image/compressed "
+        "(sensor_msgs/CompressedImage, jpeg or png, decoded on the inference thread).",
+        read_only=True,
+        choices=TRANSPORTS,
     ),
     ParamSpec(
         "qos.sensor_data",

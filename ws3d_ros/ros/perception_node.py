@@ -2,10 +2,17 @@
 
 Contract (docs/DESIGN.md, "ROS interface contract"; parameters in
 :mod:`ws3d_ros.ros.params`, the one source of truth):
+- Two flavours over one implementation: :class:`PerceptionNode` (plain, the default: loads
+  the model and starts at construction) and :class:`ManagedPerceptionNode` (a lifecycle
+  node, ``perception_node --managed``): ``configure`` loads the model and creates the
+  publishers, ``activate`` subscribes and starts publishing, ``deactivate`` unsubscribes
+  and drops the frame in flight (nothing is published while inactive), ``cleanup`` frees
+  the model, ``shutdown`` ends the process.
 - Subscribes ``points`` (PointCloud2) and, per camera namespace listed in ``cameras``,
-  ``<ns>/image`` (Image) and ``<ns>/camera_info`` (CameraInfo, cached per camera), with
-  the sensor-data QoS by default; ``/tf_static`` when tf2_msgs is importable and
-  ``use_tf_static`` is true.
+  ``<ns>/image`` (Image) or, with ``image_transport.<camera>: compressed``,
+  ``<ns>/image/compressed`` (CompressedImage), and ``<ns>/camera_info`` (CameraInfo,
+  cached per camera), with the sensor-data QoS by default; ``/tf_static`` when tf2_msgs
+  is importable and ``use_tf_static`` is true.
 - The LiDAR sweep drives the output (:class:`~ws3d_ros.sync.PivotSynchronizer`, wall-time
   ``sync.timeout``): a sweep whose images are late is still labelled, the late cameras
   on the LiDAR-only path, and counted in diagnostics. A sweep stamp earlier than the
@@ -13,20 +20,26 @@ Contract (docs/DESIGN.md, "ROS interface contract"; parameters in
 - Synchronised sets go to an :class:`~ws3d_ros.ros.worker.InferenceWorker` (latest wins,
   ``queue_depth``): the executor never runs the model; stale sets are dropped and counted
   (``drops.queue.stale``). The worker turns a set into a Frame with the bag reader's
-  :func:`~ws3d_ros.data.frames.assemble_frame`, runs the pipeline and publishes.
+  :func:`~ws3d_ros.data.frames.assemble_frame` (images of either transport are decoded
+  there), runs the pipeline and publishes.
 - Publishes ``panoptic/points``, ``panoptic/label_map`` (transient local, again on every
   vocabulary change), ``panoptic/overlay`` and ``panoptic/instances`` (switchable) with
   the input's stamp and frame, and ``/diagnostics`` every ``diagnostics_period``.
 - Parameters are validated in an on-set callback (a bad value is refused with the reason
-  and the old value stays); accepted vocabulary changes are encoded on the worker thread
-  before the next frame, never on the executor.
+  and the old value stays); rclpy's own parameters (``use_sim_time``, ...) pass through.
+  Accepted vocabulary changes are encoded on the worker thread before the next frame,
+  never on the executor.
 - Bad input (undecodable clouds/images/camera_info, clouds with no finite point or no
   points, missing camera_info or extrinsics) is dropped with a throttled log line and a
   counter; the node keeps running.
+- :meth:`close` (called on SIGINT/SIGTERM by :mod:`ws3d_ros.ros.executable`) stops the
+  worker, waiting at most ``grace_s`` for a frame in flight, whose outputs are then
+  discarded; it returns False when that frame was abandoned.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import threading
@@ -35,7 +48,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange,
@@ -45,7 +57,7 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -55,7 +67,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
@@ -67,12 +79,13 @@ from ws3d_ros.msg.pointcloud2 import cloud_to_array
 from ws3d_ros.ros import params as P
 from ws3d_ros.ros.calibration import CameraExtrinsics
 from ws3d_ros.ros.diagnostics import NodeDiagnostics, ThrottleFilter
+from ws3d_ros.ros.executable import GRACE_S, parse_args, spin_node
 from ws3d_ros.ros.markers import instance_boxes, instance_markers, overlay_for
 from ws3d_ros.ros.worker import InferenceWorker
 from ws3d_ros.runtime.outputs import label_map_message, panoptic_cloud
 from ws3d_ros.sync import MatchedSet, PivotSynchronizer
 
-__all__ = ["PerceptionNode", "main"]
+__all__ = ["ManagedPerceptionNode", "PerceptionNode", "build_parser", "main"]
 
 _TYPES = {
     "bool": ParameterType.PARAMETER_BOOL,
@@ -160,21 +173,27 @@ class _Job:
     received_ns: int  # monotonic time the sweep arrived
 
 
-class PerceptionNode(Node):
-    """See the module docstring. ``pipeline`` (or ``pipeline_factory(values)``) replaces
-    :func:`load_pipeline`, e.g. to wrap the real pipeline in tests."""
+class _PerceptionCore:
+    """What the plain and the managed node share (module docstring). Mixed into an rclpy
+    ``Node`` (or ``LifecycleNode``); the stages are :meth:`_setup` (parameters, at
+    construction), :meth:`_load` (model, worker), :meth:`_open_outputs`,
+    :meth:`_open_inputs`, :meth:`_close_inputs` and :meth:`_unload`."""
 
-    def __init__(
-        self,
-        *,
-        pipeline: Any | None = None,
-        pipeline_factory: PipelineFactory | None = None,
-        node_name: str = P.NODE_NAME,
-        **node_kwargs: Any,
-    ) -> None:
-        super().__init__(node_name, **node_kwargs)
+    pipeline: Any
+    worker: InferenceWorker[_Job] | None
+
+    # ---------------------------------------------------------------- stages
+    def _setup(self, pipeline: Any | None, pipeline_factory: PipelineFactory | None) -> None:
         self._sync_lock = threading.RLock()  # synchroniser state: inputs, timer, parameters
         self._kit = rclpy_kit()
+        self._given_pipeline = pipeline
+        self._pipeline_factory = pipeline_factory or load_pipeline
+        self.pipeline = None
+        self.worker = None
+        self._active = False
+        self._closing = False
+        self._inputs: list[Any] = []  # subscriptions and timers of the active state
+        self._publishers_open = False
         self._values = self._declare_all()
         try:
             P.check_update(self._values)
@@ -185,28 +204,40 @@ class PerceptionNode(Node):
         self._frame_stats = FrameStats()
         self._throttle = ThrottleFilter(_THROTTLE_S)
         logging.getLogger("ws3d_ros.data.frames").addFilter(self._throttle)
-
-        # calibration
         self.extrinsics = CameraExtrinsics(self.camera_names, self._values["calibration_file"])
         self.extrinsics.set_parameters(self._values)
         self._camera_models: dict[str, CameraModel | None] = dict.fromkeys(self.camera_names)
+        self._sync_base: dict[str, int] = {}
+        self._last_sweep_ns: int | None = None
+        self._index = 0
+        self._started = time.monotonic()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
 
-        # pipeline (vocabulary encoded here once, before spinning)
+    def _load(self) -> None:
+        """The model (vocabulary encoded here once, before any frame), sync and worker."""
+        pipeline = self._given_pipeline
         if pipeline is None:
-            pipeline = (pipeline_factory or load_pipeline)(self._values)
+            pipeline = self._pipeline_factory(self._values)
         self.pipeline = pipeline
         self.pipeline.score_threshold = float(self._values["score_threshold"])
         self._mode = self._values["mode"]
         self._check_mode(self._mode)
         self.pipeline.set_vocabulary(*P.vocabulary_args(self._values))
-
-        # synchronisation
         self._sync = self._make_sync()
-        self._sync_base: dict[str, int] = {}
-        self._last_sweep_ns: int | None = None
-        self._index = 0
+        self._closing = False
+        self.worker = InferenceWorker(
+            self._process,
+            depth=int(self._values["queue_depth"]),
+            on_drop=lambda _job: self.diag.drop("queue.stale"),
+            on_error=self._on_worker_error,
+        ).start()
+        self._update_info()
 
-        # outputs
+    def _create_output(self, msg_type: Any, topic: str, qos: Any) -> Any:
+        return self.create_publisher(msg_type, topic, qos)
+
+    def _open_outputs(self) -> None:
         reliable = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
         )
@@ -216,68 +247,123 @@ class PerceptionNode(Node):
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
-        self.pub_points = self.create_publisher(PointCloud2, "panoptic/points", reliable)
-        self.pub_label_map = self.create_publisher(String, "panoptic/label_map", latched)
-        self.pub_overlay = self.create_publisher(Image, "panoptic/overlay", reliable)
-        self.pub_instances = self.create_publisher(MarkerArray, "panoptic/instances", reliable)
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._publish_label_map()
+        self.pub_points = self._create_output(PointCloud2, "panoptic/points", reliable)
+        self.pub_label_map = self._create_output(String, "panoptic/label_map", latched)
+        self.pub_overlay = self._create_output(Image, "panoptic/overlay", reliable)
+        self.pub_instances = self._create_output(MarkerArray, "panoptic/instances", reliable)
+        self.pub_diag = self._create_output(DiagnosticArray, "/diagnostics", 10)
+        self._publishers_open = True
 
-        # worker
-        self.worker: InferenceWorker[_Job] = InferenceWorker(
-            self._process,
-            depth=int(self._values["queue_depth"]),
-            on_drop=lambda _job: self.diag.drop("queue.stale"),
-            on_error=self._on_worker_error,
-        ).start()
+    def _close_outputs(self) -> None:
+        if not self._publishers_open:
+            return
+        for pub in (
+            self.pub_points,
+            self.pub_label_map,
+            self.pub_overlay,
+            self.pub_instances,
+            self.pub_diag,
+        ):
+            self._destroy_output(pub)
+        self._publishers_open = False
 
-        # inputs
+    def _destroy_output(self, pub: Any) -> None:
+        self.destroy_publisher(pub)
+
+    def _input_qos(self) -> QoSProfile:
+        depth = int(self._values["qos.depth"])
         if self._values["qos.sensor_data"]:
-            qos = QoSProfile(
+            return QoSProfile(
                 history=HistoryPolicy.KEEP_LAST,
-                depth=int(self._values["qos.depth"]),
+                depth=depth,
                 reliability=qos_profile_sensor_data.reliability,
                 durability=qos_profile_sensor_data.durability,
             )
-        else:
-            qos = QoSProfile(
-                history=HistoryPolicy.KEEP_LAST,
-                depth=int(self._values["qos.depth"]),
-                reliability=ReliabilityPolicy.RELIABLE,
-            )
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE
+        )
+
+    def _open_inputs(self) -> None:
+        """Subscriptions and timers; from here on, frames are labelled and published."""
+        qos = self._input_qos()
         inputs = MutuallyExclusiveCallbackGroup()
         timers = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(PointCloud2, "points", self._on_points, qos, callback_group=inputs)
+        self._active = True
+        self._publish_label_map()
+        subs = [
+            self.create_subscription(
+                PointCloud2, "points", self._on_points, qos, callback_group=inputs
+            )
+        ]
         for ns, name in zip(self._values["cameras"], self.camera_names, strict=True):
             prefix = f"{ns.rstrip('/')}/" if ns else ""
-            self.create_subscription(
-                Image,
-                f"{prefix}image",
-                lambda msg, cam=name: self._on_image(cam, msg),
-                qos,
-                callback_group=inputs,
+            if self._values[f"image_transport.{name}"] == "compressed":
+                image_type, image_topic = CompressedImage, f"{prefix}image/compressed"
+            else:
+                image_type, image_topic = Image, f"{prefix}image"
+            subs.append(
+                self.create_subscription(
+                    image_type,
+                    image_topic,
+                    lambda msg, cam=name: self._on_image(cam, msg),
+                    qos,
+                    callback_group=inputs,
+                )
             )
-            self.create_subscription(
-                CameraInfo,
-                f"{prefix}camera_info",
-                lambda msg, cam=name: self._on_camera_info(cam, msg),
-                qos,
-                callback_group=inputs,
+            subs.append(
+                self.create_subscription(
+                    CameraInfo,
+                    f"{prefix}camera_info",
+                    lambda msg, cam=name: self._on_camera_info(cam, msg),
+                    qos,
+                    callback_group=inputs,
+                )
             )
-        self._tf_available = self._subscribe_tf_static(inputs)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.add_post_set_parameters_callback(self._after_set_parameters)
-        self._poll_timer = self.create_timer(0.01, self._poll, callback_group=timers)
-        self._diag_timer = self.create_timer(
-            float(self._values["diagnostics_period"]), self._publish_diagnostics, timers
-        )
-        self._started = time.monotonic()
-        self._update_info()
-        self.get_logger().info(
-            f"ready: backend {self._values['backend']} on {self._values['device']}, mode "
-            f"{self._mode}, cameras {self.camera_names or 'none'}, "
-            f"{len(self.pipeline.vocabulary.names)} classes"
-        )
+        tf_sub = self._subscribe_tf_static(inputs)
+        if tf_sub is not None:
+            subs.append(tf_sub)
+        timer_list = [
+            self.create_timer(0.01, self._poll, callback_group=timers),
+            self.create_timer(
+                float(self._values["diagnostics_period"]), self._publish_diagnostics, timers
+            ),
+        ]
+        self._inputs = subs + timer_list
+        self._subscriptions_open = subs
+        self._timers_open = timer_list
+
+    def _close_inputs(self) -> None:
+        """Unsubscribe, stop the timers, drop what waits (the frame in flight is discarded)."""
+        self._active = False
+        for sub in getattr(self, "_subscriptions_open", []):
+            self.destroy_subscription(sub)
+        for timer in getattr(self, "_timers_open", []):
+            self.destroy_timer(timer)
+        self._subscriptions_open, self._timers_open, self._inputs = [], [], []
+        if self.worker is not None:
+            self.worker.clear()
+        with self._sync_lock:
+            if self.pipeline is not None:
+                self._remember_sync_counts()
+                self._sync = self._make_sync()
+            self._last_sweep_ns = None
+
+    def _unload(self, grace_s: float = GRACE_S) -> bool:
+        """Stop the worker (waiting at most ``grace_s``) and free the model; False when a
+        frame in flight was abandoned."""
+        self._closing = True
+        finished = True
+        if self.worker is not None:
+            finished = self.worker.stop(grace_s)
+        self.worker = None
+        self.pipeline = None
+        return finished
+
+    def close(self, grace_s: float = GRACE_S) -> bool:
+        """Stop everything before the process exits (see the module docstring)."""
+        if self._active:
+            self._close_inputs()
+        return self._unload(grace_s)
 
     # ----------------------------------------------------------- parameters
     def _declare_all(self) -> dict[str, Any]:
@@ -312,6 +398,8 @@ class PerceptionNode(Node):
         changed = []
         for p in params:
             if p.name not in proposed:
+                if self.has_parameter(p.name):
+                    continue  # rclpy's own (use_sim_time, ...): rclpy checks and applies it
                 return SetParametersResult(successful=False, reason=f"unknown {p.name}")
             if p.type_ == Parameter.Type.NOT_SET:
                 return SetParametersResult(
@@ -331,9 +419,12 @@ class PerceptionNode(Node):
     def _after_set_parameters(self, params: list[Parameter]) -> None:
         names = set()
         for p in params:
-            self._values[p.name] = _plain(p.value)
-            names.add(p.name)
-        if names & _VOCAB_PARAMS:
+            if p.name in self._values:
+                self._values[p.name] = _plain(p.value)
+                names.add(p.name)
+        if self.pipeline is None:  # not configured: the values apply when the model loads
+            return
+        if names & _VOCAB_PARAMS and self.worker is not None:
             args = P.vocabulary_args(self._values)
             self.worker.call_soon("vocabulary", lambda: self._apply_vocabulary(args))
         if "score_threshold" in names:
@@ -348,18 +439,24 @@ class PerceptionNode(Node):
 
     def _apply_vocabulary(self, args: tuple[list[str], list[str], list[str]]) -> None:
         """Worker thread: encode the new names, swap, announce the label map."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
         try:
-            self.pipeline.set_vocabulary(*args)
+            pipeline.set_vocabulary(*args)
         except Ws3dError as exc:
             self.get_logger().error(f"vocabulary not applied: {exc}")
             self.diag.failed(f"vocabulary: {exc}")
             return
         self._publish_label_map()
         self._update_info()
-        self.get_logger().info(f"vocabulary: {', '.join(self.pipeline.vocabulary.names)}")
+        self.get_logger().info(f"vocabulary: {', '.join(pipeline.vocabulary.names)}")
 
     def _update_info(self) -> None:
-        vocab = self.pipeline.vocabulary
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        vocab = pipeline.vocabulary
         self.diag.set_info(
             backend=self._values["backend"],
             device=self._values["device"],
@@ -367,9 +464,16 @@ class PerceptionNode(Node):
             model=self._values["model_path"] or "(zero-shot CLIP)",
             cameras=",".join(self.camera_names) or "(none)",
             vocabulary=",".join(vocab.names),
-            vocabulary_version=getattr(self.pipeline, "vocabulary_version", ""),
+            vocabulary_version=getattr(pipeline, "vocabulary_version", ""),
             queue_depth=self._values["queue_depth"],
             score_threshold=self._values["score_threshold"],
+        )
+
+    def _ready_text(self) -> str:
+        return (
+            f"backend {self._values['backend']} on {self._values['device']}, mode "
+            f"{self._mode}, cameras {self.camera_names or 'none'}, "
+            f"{len(self.pipeline.vocabulary.names)} classes"
         )
 
     # --------------------------------------------------------------- inputs
@@ -416,7 +520,7 @@ class PerceptionNode(Node):
         now = time.monotonic_ns()
         self.diag.received("points", now / _NS)
         stamp = self._stamp(msg, "points")
-        if stamp is None:
+        if stamp is None or not self._active:
             return
         with self._sync_lock:
             if self._last_sweep_ns is not None and stamp < self._last_sweep_ns:
@@ -431,11 +535,11 @@ class PerceptionNode(Node):
             self._last_sweep_ns = stamp
             self._submit(self._sync.add("points", stamp, (msg, now), now))
 
-    def _on_image(self, camera: str, msg: Image) -> None:
+    def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
         now = time.monotonic_ns()
         self.diag.received(f"{camera}/image", now / _NS)
         stamp = self._stamp(msg, "image")
-        if stamp is None or camera not in self._synced_cameras():
+        if stamp is None or camera not in self._synced_cameras() or not self._active:
             return
         with self._sync_lock:
             self._submit(self._sync.add(camera, stamp, msg, now))
@@ -449,40 +553,46 @@ class PerceptionNode(Node):
             return
         self._camera_models[camera] = model
 
-    def _subscribe_tf_static(self, group: Any) -> bool:
+    def _subscribe_tf_static(self, group: Any) -> Any | None:
         if not self._values["use_tf_static"]:
-            return False
+            return None
         try:
             from tf2_msgs.msg import TFMessage
         except ImportError:
             self.get_logger().info(
                 "tf2_msgs is not importable: extrinsics come from parameters or "
-                "calibration_file only"
+                "calibration_file only",
+                once=True,
             )
-            return False
+            return None
         latched = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=100,
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
-        self.create_subscription(
+        return self.create_subscription(
             TFMessage, "/tf_static", self.extrinsics.add_tf_message, latched, callback_group=group
         )
-        return True
 
     def _poll(self) -> None:
         with self._sync_lock:
             self._submit(self._sync.poll(time.monotonic_ns()))
 
     def _submit(self, sets: list[MatchedSet]) -> None:
+        worker = self.worker
+        if worker is None or not self._active:
+            return
         for matched in sets:
             _, received = matched.item("points")  # type: ignore[misc]
-            self.worker.submit(_Job(matched, received))
+            worker.submit(_Job(matched, received))
 
     # ------------------------------------------------------------ inference
     def _process(self, job: _Job) -> None:
         """Worker thread: set -> Frame -> PanopticResult -> messages."""
+        pipeline = self.pipeline
+        if pipeline is None or not self._active:
+            return
         t0 = time.monotonic_ns()
         matched = job.matched
         cloud_msg, _ = matched.item("points")  # type: ignore[misc]
@@ -516,14 +626,16 @@ class PerceptionNode(Node):
         if frame is None:
             return
         self._index += 1
-        result = self.pipeline(frame, mode=self._mode)
+        result = pipeline(frame, mode=self._mode)
+        if not self._active or self._closing:
+            return  # deactivated or shutting down while the frame ran: not published
         stamp, frame_id = frame.stamp_ns, frame.frame_id
         self.pub_points.publish(
             panoptic_cloud(
                 cloud_to_array(cloud_msg), result, frame_id=frame_id, stamp_ns=stamp, kit=self._kit
             )
         )
-        vocab = self.pipeline.vocabulary
+        vocab = pipeline.vocabulary
         # optional outputs: switched on, and only computed when someone listens
         if self._values["publish.instances"] and self.pub_instances.get_subscription_count():
             names = {e.id: e.name for e in vocab.active}
@@ -550,6 +662,8 @@ class PerceptionNode(Node):
         self.diag.published(done / _NS, timings)
 
     def _on_worker_error(self, exc: BaseException, job: _Job | None) -> None:
+        if self._closing or not self._active:
+            return  # a frame cut short by shutdown or deactivation is not an error
         self.diag.failed(f"{type(exc).__name__}: {exc}")
         self.diag.drop("inference.error")
         self.get_logger().error(
@@ -558,11 +672,17 @@ class PerceptionNode(Node):
 
     # -------------------------------------------------------------- outputs
     def _publish_label_map(self) -> None:
+        pipeline = self.pipeline
+        if pipeline is None or not self._publishers_open or not self._active:
+            return
         self.pub_label_map.publish(
-            label_map_message(self.pipeline.vocabulary.label_map_json(), kit=self._kit)
+            label_map_message(pipeline.vocabulary.label_map_json(), kit=self._kit)
         )
 
     def _publish_diagnostics(self) -> None:
+        worker = self.worker
+        if worker is None or not self._active:
+            return
         with self._sync_lock:
             counts = dict(self._sync_base)
             for reason, n in self._sync.drops.items():
@@ -573,8 +693,8 @@ class PerceptionNode(Node):
         self.diag.set_drops("sync", counts)
         self.diag.set_drops("frames.lidar_only", self._frame_stats.missing_images)
         level, message, kv = self.diag.report(time.monotonic())
-        kv.append(("queue.processed", str(self.worker.stats.processed)))
-        kv.append(("queue.dropped_stale", str(self.worker.stats.dropped)))
+        kv.append(("queue.processed", str(worker.stats.processed)))
+        kv.append(("queue.dropped_stale", str(worker.stats.dropped)))
         kv.append(("log.suppressed", str(self._throttle.suppressed)))
         status = DiagnosticStatus(
             level=bytes([level]),
@@ -587,33 +707,176 @@ class PerceptionNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 
-    # ------------------------------------------------------------ lifecycle
+    def _release(self) -> None:
+        """Before the rclpy node is destroyed (safe after a failed start)."""
+        if getattr(self, "worker", None) is not None:
+            self.close()
+        throttle = getattr(self, "_throttle", None)
+        if throttle is not None:
+            logging.getLogger("ws3d_ros.data.frames").removeFilter(throttle)
+
+
+class PerceptionNode(_PerceptionCore, Node):
+    """The plain node: model loaded and inputs open at construction (module docstring).
+    ``pipeline`` (or ``pipeline_factory(values)``) replaces :func:`load_pipeline`, e.g. to
+    wrap the real pipeline in tests."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Any | None = None,
+        pipeline_factory: PipelineFactory | None = None,
+        node_name: str = P.NODE_NAME,
+        **node_kwargs: Any,
+    ) -> None:
+        Node.__init__(self, node_name, **node_kwargs)
+        try:
+            self._setup(pipeline, pipeline_factory)
+            self._load()
+            self._open_outputs()
+            self._open_inputs()
+        except BaseException:
+            self._release()
+            Node.destroy_node(self)
+            raise
+        self.get_logger().info(f"ready: {self._ready_text()}")
+
     def destroy_node(self) -> None:
-        self.worker.stop()
-        logging.getLogger("ws3d_ros.data.frames").removeFilter(self._throttle)
+        self._release()
         super().destroy_node()
+
+
+class ManagedPerceptionNode(_PerceptionCore, LifecycleNode):
+    """The lifecycle flavour (module docstring). ``autostart`` configures and activates
+    at construction (an error then ends the process)."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Any | None = None,
+        pipeline_factory: PipelineFactory | None = None,
+        node_name: str = P.NODE_NAME,
+        autostart: bool = False,
+        **node_kwargs: Any,
+    ) -> None:
+        LifecycleNode.__init__(self, node_name, **node_kwargs)
+        self._finalized = False
+        self._setup(pipeline, pipeline_factory)
+        self.get_logger().info(
+            "unconfigured (lifecycle node): configure loads the model, activate starts"
+        )
+        if autostart:
+            for step in (self.trigger_configure, self.trigger_activate):
+                if step() != TransitionCallbackReturn.SUCCESS:
+                    self._release()
+                    raise Ws3dError(f"autostart: {step.__name__[8:]} failed (see the log)")
+
+    def _create_output(self, msg_type: Any, topic: str, qos: Any) -> Any:
+        return self.create_lifecycle_publisher(msg_type, topic, qos)
+
+    def _destroy_output(self, pub: Any) -> None:
+        self.destroy_lifecycle_publisher(pub)
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._load()
+        except Exception as exc:  # the transition fails with the reason; the node lives
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {text}")
+            self._unload(0.0)
+            return TransitionCallbackReturn.FAILURE
+        self._open_outputs()
+        self.get_logger().info(f"configured: {self._ready_text()}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # activates the lifecycle publishers
+        self._open_inputs()
+        self.get_logger().info(f"ready: {self._ready_text()}")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._close_inputs()
+        self.get_logger().info("inactive: inputs closed, nothing is published")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unload()
+        self._close_outputs()
+        self.get_logger().info("unconfigured: model freed")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._active:
+            self._close_inputs()
+        self._unload()
+        self._close_outputs()
+        self._finalized = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error("error while in a transition: back to unconfigured")
+        if self._active:
+            self._close_inputs()
+        self._unload(0.0)
+        self._close_outputs()
+        return TransitionCallbackReturn.SUCCESS
+
+    def done(self) -> bool:
+        """True once the shutdown transition ran: the process then exits."""
+        return self._finalized
+
+    def destroy_node(self) -> None:
+        self._release()
+        super().destroy_node()
+
+
+EPILOG = """\
+examples:
+  ros2 run ws3d_ros perception_node --ros-args -p model_path:=/path/model \\
+      -r points:=/lidar/points -r image:=/camera/image_raw -r camera_info:=/camera/camera_info
+  ros2 run ws3d_ros perception_node --ros-args --params-file my_params.yaml
+  ros2 run ws3d_ros perception_node --managed --ros-args -p model_path:=/path/model
+      then: ros2 lifecycle set /ws3d_perception configure; ... activate
+
+parameters: docs/parameters.md (ros2 param describe /ws3d_perception NAME)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options of the ``perception_node`` executable (ROS arguments go after --ros-args)."""
+    parser = argparse.ArgumentParser(
+        prog="perception_node",
+        description="Open-vocabulary LiDAR-camera panoptic perception (node ws3d_perception).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--managed",
+        action="store_true",
+        help="run as a lifecycle node: configure loads the model, activate subscribes and "
+        "publishes, deactivate stops, cleanup frees",
+    )
+    parser.add_argument(
+        "--autostart",
+        action="store_true",
+        help="with --managed: configure and activate at start",
+    )
+    return parser
 
 
 def main(args: Sequence[str] | None = None) -> int:
     """Entry point of ``perception_node`` (``ros2 run ws3d_ros perception_node``)."""
-    rclpy.init(args=list(args) if args is not None else sys.argv)
-    node = None
-    try:
-        node = PerceptionNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    except Ws3dError as exc:
-        print(f"perception_node: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    opts, full = parse_args(build_parser(), args)
+    if opts.autostart and not opts.managed:
+        build_parser().error("--autostart needs --managed")
+
+    def make() -> Node:
+        if opts.managed:
+            return ManagedPerceptionNode(autostart=opts.autostart)
+        return PerceptionNode()
+
+    return spin_node("perception_node", make, full)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ Contract (ROS-free, thread-safe):
   ``key`` coalesce (only the latest runs). Tasks never drop queued items.
 - An exception from ``process`` or a task is caught, counted in ``stats.errors`` and
   passed to ``on_error``; the thread keeps running.
-- :meth:`~InferenceWorker.stop` ends the thread after the item in progress; queued items
-  are discarded (counted as ``stats.discarded_at_stop``).
+- :meth:`~InferenceWorker.stop` ends the thread after the item in progress, waiting at
+  most its ``timeout`` (it returns False when the item was abandoned); queued items are
+  discarded (counted as ``stats.discarded_at_stop``), as by :meth:`~InferenceWorker.clear`.
 """
 
 from __future__ import annotations
@@ -111,15 +112,29 @@ class InferenceWorker(Generic[T]):
         with self._cond:
             return not self._items and not self._tasks and not self._busy
 
-    def stop(self, timeout: float | None = 5.0) -> None:
+    def clear(self) -> int:
+        """Drop the queued items (not the tasks, not the one running); returns how many."""
+        with self._cond:
+            n = len(self._items)
+            self.stats.discarded_at_stop += n
+            self._items.clear()
+            return n
+
+    def stop(self, timeout: float | None = 5.0) -> bool:
+        """Drop what is queued and end the thread, waiting at most ``timeout`` s for the
+        item in flight. Returns False when the thread is still running it (abandoned: the
+        thread is a daemon and ends with the process)."""
         with self._cond:
             self._stopping = True
             self.stats.discarded_at_stop += len(self._items)
             self._items.clear()
             self._tasks.clear()
             self._cond.notify_all()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+        if threading.current_thread() is self._thread:
+            return True
+        if self._thread.is_alive():
             self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     # ------------------------------------------------------------- internals
     def _run(self) -> None:
