@@ -71,8 +71,9 @@ def sample_bilinear(
     y0 = np.minimum(np.floor(fy).astype(np.int64), h - 1)
     x1 = np.minimum(x0 + 1, w - 1)
     y1 = np.minimum(y0 + 1, h - 1)
-    ax = (fx - x0)[:, None]
-    ay = (fy - y0)[:, None]
+    # float32 weights (fx - int64 would promote the whole sample to float64: 2x slower).
+    ax = (fx - x0.astype(np.float32))[:, None]
+    ay = (fy - y0.astype(np.float32))[:, None]
     flat = features.reshape(h * w, d)
     top = flat[y0 * w + x0] * (1 - ax) + flat[y0 * w + x1] * ax
     bottom = flat[y1 * w + x0] * (1 - ax) + flat[y1 * w + x1] * ax

@@ -12,14 +12,21 @@ Contract:
   no scatter, so ONNX Runtime with several threads and TensorRT give the torch result.
 - :meth:`PanopticNet.embed` is the training entry: it returns the fused and the 3D-only
   embeddings, offsets and the temperature, for the losses.
-- Inputs are prepared by :func:`ws3d_ros.models.inputs.prepare_inputs` (numpy), the one
-  preprocessing used by the runtime, offline inference, export and training.
+- Inputs are prepared by :func:`ws3d_ros.models.inputs.prepare_geometry` (numpy: offline
+  inference, export, training) or its device twin
+  :func:`ws3d_ros.models.device.frame.prepare_geometry_t` (the runtime).
+- :meth:`PanopticNet.run` / :meth:`PanopticNet.run_tensors` are the runtime entries: every
+  tensor reaching the network must be on the network's device (numpy inputs are moved
+  there; a tensor elsewhere raises :class:`InputDeviceError`, never a silent copy).
+  ``autocast`` (bf16 / fp16) runs the network in mixed precision; the classification
+  (cosine / temperature, softmax) always runs in float32.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,6 +34,11 @@ from ws3d_ros.models.config import ModelConfig
 from ws3d_ros.models.heads import PanopticHead, classify, mlp, scores_and_index
 from ws3d_ros.models.sparse.minkunet import MinkUNet
 from ws3d_ros.models.sparse.rulebook import SparseIndex
+
+
+class InputDeviceError(RuntimeError):
+    """A tensor fed to the network is not on the network's device."""
+
 
 DENSE_INPUTS = (
     "voxel_feats",
@@ -125,14 +137,55 @@ class PanopticNet(nn.Module):
         out = self.embed(
             voxel_feats, point_feats, point_to_voxel, clip_feats, clip_index, list(sparse)
         )
-        logits = classify(out["fused"], text_embeds, out["temperature"])
+        return self._outputs(out, text_embeds)
+
+    @staticmethod
+    def _outputs(
+        out: dict[str, torch.Tensor], text_embeds: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        # Scores in float32 whatever precision the body ran in (run outside autocast; the
+        # casts are no-ops in float32 and in the exported graph).
+        fused = out["fused"].float()
+        logits = classify(fused, text_embeds.float(), out["temperature"].float())
         score, index = scores_and_index(logits)
-        return index, score, out["offsets"], out["fused"]
+        return index, score, out["offsets"].float(), fused
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def run_tensors(
+        self, feeds: dict[str, torch.Tensor], *, autocast: torch.dtype | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Run from ``{name: tensor}`` on this network's device; tensor outputs by name."""
+        device = self.device
+        args = []
+        for name in input_names(self.config):
+            t = feeds[name]
+            if t.device != device:
+                raise InputDeviceError(
+                    f"input {name!r} is on {t.device}, the network on {device}: move the "
+                    "frame to the network's device first"
+                )
+            args.append(t)
+        n_dense = len(DENSE_INPUTS)
+        with torch.inference_mode():
+            with torch.autocast(
+                device.type, dtype=autocast or torch.float32, enabled=autocast is not None
+            ):
+                out = self.embed(*args[:5], args[n_dense:])
+            outs = self._outputs(out, args[5])
+        return dict(zip(OUTPUTS, outs, strict=True))
 
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
-        """Run from a ``{name: array}`` dict (numpy or tensors); numpy outputs by name."""
-        names = input_names(self.config)
-        args = [torch.as_tensor(feeds[n]) for n in names]
-        with torch.inference_mode():
-            outs = self(*args)
-        return {n: o.cpu().numpy() for n, o in zip(OUTPUTS, outs, strict=True)}
+        """Run from a ``{name: array}`` dict (numpy arrays are moved to this network's
+        device; tensors must be there already); numpy outputs by name."""
+        device = self.device
+        tensors = {
+            n: torch.from_numpy(np.ascontiguousarray(v)).to(device)
+            if isinstance(v, np.ndarray)
+            else v
+            for n, v in feeds.items()
+        }
+        outs = self.run_tensors(tensors)
+        return {n: o.cpu().numpy() for n, o in outs.items()}

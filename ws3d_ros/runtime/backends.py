@@ -7,7 +7,13 @@ Contract: a :class:`Backend` exposes
   :func:`ws3d_ros.models.inputs.feeds` -> ``class_index, score, offsets, embedding``;
 - ``encode_text(names, templates)``: ``(C, D)`` float32 unit text embeddings (the CLIP
   text tower in torch on every backend; it runs only for names not seen before);
-- ``embed_dim``, ``temperature``, ``has_net``, ``config``, ``name``.
+- ``embed_dim``, ``temperature``, ``has_net``, ``config``, ``name``;
+- the device-resident runtime's entries: ``clip_maps_t(images, staging)`` -> one
+  ``(h, w, D)`` float32 map per image on ``staging.device``, and ``run_net_t(feeds)`` on
+  ``{name: tensor}`` -> ``{name: tensor}`` on the same device. The torch backend runs both
+  on its device (images are uploaded as uint8 and resized/normalised there) in the
+  precision set by ``set_precision`` (``fp32 | fp16 | bf16``, autocast); the others go
+  through their numpy entries (zero-copy on CPU).
 :func:`create_backend` builds one from a model directory (``ws3d export``: ONNX graphs,
 ``model.json`` and the checkpoint) or a checkpoint file (torch only). A backend that
 cannot load raises :class:`BackendError` naming the fallback (``onnxruntime`` on CPU).
@@ -108,6 +114,25 @@ class Backend(ABC):
     @abstractmethod
     def run_net(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
+    def set_precision(self, precision: str) -> None:
+        """Only the torch backend runs in other precisions than float32."""
+        if precision != "fp32":
+            raise BackendError(
+                f"precision {precision} needs backend torch ({self.name} runs fp32 here)"
+            )
+
+    def clip_maps_t(self, images: Sequence[np.ndarray], staging: Any) -> list[Any]:
+        import torch
+
+        return [torch.from_numpy(m).to(staging.device) for m in self.clip_features(images)]
+
+    def run_net_t(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        out = self.run_net({k: v.cpu().numpy() for k, v in feeds.items()})
+        device = feeds["voxel_feats"].device
+        return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in out.items()}
+
 
 class TorchBackend(Backend):
     """The reference: eager PyTorch (training, parity checks)."""
@@ -138,6 +163,8 @@ class TorchBackend(Backend):
 
         return cls(build_model(config, device=device, with_net=False), device)
 
+    autocast: Any = None  # torch dtype of set_precision, None for float32
+
     def _dense(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
@@ -148,6 +175,37 @@ class TorchBackend(Backend):
         if self.loaded.net is None:
             raise BackendError("this model has no 3D network (CLIP only)")
         return self.loaded.net.run(feeds)
+
+    def set_precision(self, precision: str) -> None:
+        from ws3d_ros.models.device.precision import autocast_dtype
+
+        self.autocast = autocast_dtype(precision)
+
+    def clip_maps_t(self, images: Sequence[np.ndarray], staging: Any) -> list[Any]:
+        """Upload uint8 images, resize/normalise and run the tower on the device."""
+        import torch
+
+        from ws3d_ros.models.device.images import preprocess_t
+
+        norm = self.loaded.clip.norm
+        batch = torch.stack(
+            [
+                preprocess_t(staging.upload(im, f"image{k}"), self.image_size, norm.mean, norm.std)
+                for k, im in enumerate(images)
+            ]
+        )
+        dt = self.autocast
+        with (
+            torch.inference_mode(),
+            torch.autocast(batch.device.type, dtype=dt or torch.float32, enabled=dt is not None),
+        ):
+            maps = self.dense(batch).float()  # (B, D, h, w) unit vectors
+        return list(maps.permute(0, 2, 3, 1).contiguous())
+
+    def run_net_t(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        if self.loaded.net is None:
+            raise BackendError("this model has no 3D network (CLIP only)")
+        return self.loaded.net.run_tensors(feeds, autocast=self.autocast)
 
 
 class OnnxRuntimeBackend(Backend):

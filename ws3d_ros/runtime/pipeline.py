@@ -17,7 +17,18 @@ Contract (pure Python, no ROS; node, ``ws3d infer``, evaluation and benchmarks c
 - ``__call__`` never mutates the frame; a camera whose image is missing takes the
   LiDAR-only path for its points and is listed in ``missing_cameras``. Per-stage
   timings (ms): ``voxelise``, ``rulebook``, ``projection``, ``clip``, ``lift``, ``net``,
-  ``group``, ``total``.
+  ``group``, ``total`` (on CUDA each stage ends with a synchronise, so they are the
+  stage's own time).
+- ``frame_path="device"`` (default): the frame is packed on the host, copied to the
+  pipeline's device once (points, then each image; pinned on CUDA), every stage runs
+  there as torch ops (:mod:`ws3d_ros.models.device`), and label/instance/score/in-FOV
+  come back in one packed copy. On CPU the projection and the rulebook run their numpy
+  / numba references (faster there; identical results). ``frame_path="numpy"`` is the
+  earlier host path (numpy stages, the networks fed from numpy): the reference the tests
+  and ``ws3d bench`` compare against. Zero-shot mode smooths over supervoxels on the host
+  either way.
+- ``precision`` (``fp32 | fp16 | bf16``) runs the CLIP tower and the 3D net under autocast
+  (torch backend only; others raise :class:`BackendError`).
 """
 
 from __future__ import annotations
@@ -42,11 +53,13 @@ from ws3d_ros.models.inputs import (
     no_camera_inputs,
     prepare_geometry,
 )
+from ws3d_ros.models.sparse.rulebook import SparseIndex
 from ws3d_ros.runtime.backends import Backend, BackendError, create_backend
 from ws3d_ros.runtime.result import UNKNOWN, PanopticResult
 from ws3d_ros.runtime.vocabulary import Vocabulary
 
 MODES = ("fusion", "lidar_only", "zero_shot")
+FRAME_PATHS = ("device", "numpy")
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,9 @@ class _VocabState:
     ids: np.ndarray  # (C,) uint16 class id per text row
     thing_ids: np.ndarray
     text: np.ndarray  # (C, D) float32, L2-normalised
+    ids_t: Any = None  # the three above on the pipeline's device
+    thing_ids_t: Any = None
+    text_t: Any = None
 
 
 class Pipeline:
@@ -72,7 +88,15 @@ class Pipeline:
         classes: Sequence[str] | None = None,
         thing_classes: Sequence[str] = (),
         templates: Sequence[str] | None = None,
+        precision: str = "fp32",
+        frame_path: str = "device",
     ) -> None:
+        import torch
+
+        from ws3d_ros.models.device.frame import Staging
+
+        if frame_path not in FRAME_PATHS:
+            raise Ws3dError(f"frame_path must be one of {FRAME_PATHS}, found {frame_path!r}")
         if mode not in MODES:
             raise Ws3dError(f"mode must be one of {MODES}, found {mode!r}")
         if mode != "zero_shot" and not backend.has_net:
@@ -84,6 +108,15 @@ class Pipeline:
         self.backend = backend
         self.mode = mode
         self.score_threshold = float(score_threshold)
+        self.frame_path = frame_path
+        self.precision = precision
+        try:
+            backend.set_precision(precision)
+        except ValueError as exc:
+            raise Ws3dError(str(exc)) from None
+        self.device = torch.device(backend.device)
+        self._staging = Staging(self.device)
+        self._cameras: dict[tuple, Any] = {}
         self.vocabulary = Vocabulary(
             templates=tuple(templates or config.clip["templates"]),
         )
@@ -153,6 +186,8 @@ class Pipeline:
         templates: Sequence[str] | None = None,
     ) -> Vocabulary:
         """Validate, encode the new names, swap in (see the module docstring)."""
+        import torch
+
         with self._lock:
             trial = Vocabulary(templates=self.vocabulary.templates)
             trial._ids = dict(self.vocabulary._ids)
@@ -160,11 +195,16 @@ class Pipeline:
             text = self.backend.encode_text(list(trial.names), list(trial.templates))
             self.vocabulary = trial
             self._version += 1
+            ids, thing_ids = trial.active_ids, trial.thing_ids()
+            text = np.ascontiguousarray(text, dtype=np.float32)
             self._state = _VocabState(
                 version=self._version,
-                ids=trial.active_ids,
-                thing_ids=trial.thing_ids(),
-                text=np.ascontiguousarray(text, dtype=np.float32),
+                ids=ids,
+                thing_ids=thing_ids,
+                text=text,
+                ids_t=torch.from_numpy(ids.astype(np.int32)).to(self.device),
+                thing_ids_t=torch.from_numpy(np.asarray(thing_ids, np.int64)).to(self.device),
+                text_t=torch.from_numpy(text).to(self.device),
             )
             return trial
 
@@ -180,6 +220,11 @@ class Pipeline:
         mode = mode or self.mode
         if mode not in MODES:
             raise Ws3dError(f"mode must be one of {MODES}, found {mode!r}")
+        if self.frame_path == "device":
+            return self._call_device(frame, mode, state)
+        return self._call_numpy(frame, mode, state)
+
+    def _call_numpy(self, frame: Frame, mode: str, state: _VocabState) -> PanopticResult:
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         n_in = len(frame.points)
@@ -204,7 +249,7 @@ class Pipeline:
 
         t = time.perf_counter()
         if mode == "zero_shot":
-            index, score = self._zero_shot(geom, cam, state)
+            index, score = self._zero_shot(geom.xyz, cam.clip_feats, cam.clip_index, state)
             offsets = None
             valid = cam.seen
         else:
@@ -241,22 +286,142 @@ class Pipeline:
         result.timings = timings
         return result
 
-    def _zero_shot(self, geom: Any, cam: Any, state: _VocabState) -> tuple[np.ndarray, np.ndarray]:
+    def _camera(self, view: Any) -> Any:
+        """The device form of a view's calibration, cached per calibration."""
+        from ws3d_ros.models.device.projection import CameraT
+
+        cam, T = view.camera, view.T_cam_from_lidar
+        key = (
+            cam.width,
+            cam.height,
+            cam.distortion_model,
+            cam.K.tobytes(),
+            cam.D.tobytes(),
+            np.asarray(T.matrix).tobytes(),
+        )
+        found = self._cameras.get(key)
+        if found is None:
+            if len(self._cameras) > 64:  # calibrations that change every frame
+                self._cameras.clear()
+            found = self._cameras[key] = CameraT.from_model(cam, T, self.device)
+        return found
+
+    def _call_device(self, frame: Frame, mode: str, state: _VocabState) -> PanopticResult:
+        """The device-resident path (module docstring)."""
+        import torch
+
+        from ws3d_ros.models.device.frame import StageClock, pack_points, prepare_geometry_t
+        from ws3d_ros.models.device.grouping import group_instances_t
+        from ws3d_ros.models.device.lifting import lift_t
+        from ws3d_ros.models.device.projection import camera_hits_t
+        from ws3d_ros.models.lifting import camera_hits
+
+        dev = self.device
+        clock = StageClock(dev)
+        t_start = clock._t
+        n_in = len(frame.points)
+        cols = self._staging.upload(pack_points(frame.points, self.config.point_features), "pts")
+        geom = prepare_geometry_t(cols, self.config, clock)
+        n = int(geom.kept.shape[0])
+
+        views = [v for v in frame.views if v.image is not None] if mode != "lidar_only" else []
+        hits = []
+        for v in views:
+            if dev.type == "cpu":  # numpy is faster there, and the reference
+                h = camera_hits(geom.xyz.numpy(), v.camera, v.T_cam_from_lidar)
+                hits.append((torch.from_numpy(h.index), torch.from_numpy(h.uv)))
+            else:
+                hits.append(camera_hits_t(geom.xyz, self._camera(v)))
+        clock.stop("projection")
+        embed_dim = self.backend.embed_dim
+        if views:
+            maps = self.backend.clip_maps_t([v.image for v in views], self._staging)
+            clock.stop("clip")
+            sizes = [(v.image.shape[0], v.image.shape[1]) for v in views]
+            clip_feats, clip_index = lift_t(n, hits, maps, sizes)
+            clock.stop("lift")
+        else:
+            clip_feats = torch.zeros((0, embed_dim), dtype=torch.float32, device=dev)
+            clip_index = torch.zeros(n, dtype=torch.int64, device=dev)
+            clock.timings["clip"] = clock.timings["lift"] = 0.0
+        seen = clip_index < clip_feats.shape[0]
+
+        if mode == "zero_shot":
+            idx_np, score_np = self._zero_shot(
+                geom.xyz.cpu().numpy(), clip_feats.cpu().numpy(), clip_index.cpu().numpy(), state
+            )
+            index, score = torch.from_numpy(idx_np).to(dev), torch.from_numpy(score_np).to(dev)
+            offsets = None
+            valid = seen
+        else:
+            feeds_t = {
+                "voxel_feats": geom.voxel_feats,
+                "point_feats": geom.point_feats,
+                "point_to_voxel": geom.point_to_voxel,
+                "clip_feats": clip_feats,
+                "clip_index": clip_index,
+                "text_embeds": state.text_t,
+            }
+            names = SparseIndex.input_names(len(self.config.lidar_encoder["encoder_channels"]))
+            feeds_t.update(zip(names, geom.sparse, strict=True))
+            out = self.backend.run_net_t(feeds_t)
+            index, score, offsets = out["class_index"], out["score"], out["offsets"]
+            valid = torch.ones(n, dtype=torch.bool, device=dev)
+        clock.stop("net")
+
+        ids = state.ids_t
+        labels = ids[index.clamp(0, len(ids) - 1)]
+        labels = torch.where(~valid | (score < self.score_threshold), UNKNOWN, labels)
+        grouping = self.config.grouping
+        inst = group_instances_t(
+            geom.xyz,
+            offsets,
+            labels,
+            state.thing_ids_t,
+            radius=float(grouping["radius"]),
+            min_points=int(grouping["min_points"]),
+        )
+        clock.stop("group")
+
+        # One device->host copy: label, instance, score bits and in-FOV as int32 columns.
+        packed = torch.zeros((n_in, 4), dtype=torch.int32, device=dev)
+        packed[:, 0] = UNKNOWN
+        packed[geom.kept, 0] = labels.int()
+        packed[geom.kept, 1] = inst.int()
+        packed[geom.kept, 2] = torch.where(valid, score.float(), 0.0).view(torch.int32)
+        packed[geom.kept, 3] = seen.int()
+        host = packed.cpu().numpy()
+        result = PanopticResult(
+            label=host[:, 0].astype(np.uint16),
+            instance=host[:, 1].view(np.uint32).copy(),
+            score=host[:, 2].view(np.float32).copy(),
+            in_fov=host[:, 3].astype(bool),
+            missing_cameras=frame.missing_cameras,
+            mode=mode,
+            vocabulary_version=state.version,
+        )
+        clock.timings["total"] = (time.perf_counter() - t_start) * 1e3
+        result.timings = clock.timings
+        return result
+
+    def _zero_shot(
+        self, xyz: np.ndarray, clip_feats: np.ndarray, clip_index: np.ndarray, state: _VocabState
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Lifted CLIP features vs text, averaged over supervoxels (OpenScene-style 2D
         fusion; the over-segmentation removes per-pixel noise)."""
         from ws3d_ros.geometry.supervoxels import supervoxels
 
-        n = len(geom.kept)
+        n = len(xyz)
         index = np.zeros(n, np.int64)
         score = np.zeros(n, np.float32)
-        seen = np.flatnonzero(cam.seen)
+        seen = np.flatnonzero(clip_index < len(clip_feats))
         if seen.size == 0:
             return index, score
-        logits = cam.clip_feats @ state.text.T / float(self.backend.temperature)
-        sv = supervoxels(geom.xyz[seen])
+        logits = clip_feats @ state.text.T / float(self.backend.temperature)
+        sv = supervoxels(xyz[seen])
         num = int(sv.labels.max()) + 1
         pooled = np.zeros((num, logits.shape[1]), np.float64)
-        np.add.at(pooled, sv.labels, logits[cam.clip_index[seen]])
+        np.add.at(pooled, sv.labels, logits[clip_index[seen]])
         pooled /= np.maximum(np.bincount(sv.labels, minlength=num), 1)[:, None]
         z = pooled - pooled.max(axis=1, keepdims=True)
         prob = np.exp(z)
