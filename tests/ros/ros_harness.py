@@ -20,11 +20,11 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
-from ws3d_ros.msg.image import array_to_image
+from ws3d_ros.msg.image import array_to_compressed, array_to_image
 from ws3d_ros.msg.kit import rclpy_kit, stamp_to_ns
 from ws3d_ros.msg.pointcloud2 import array_to_cloud, cloud_to_array
 
@@ -68,6 +68,15 @@ class SimMessages:
         return array_to_image(
             self.images[k % len(self.images)],
             "rgb8",
+            frame_id=self.camera.frame_id,
+            stamp_ns=stamp_ns,
+            kit=self.kit,
+        )
+
+    def compressed_image(self, k: int, stamp_ns: int, fmt: str = "jpeg") -> CompressedImage:
+        return array_to_compressed(
+            self.images[k % len(self.images)],
+            fmt,
             frame_id=self.camera.frame_id,
             stamp_ns=stamp_ns,
             kit=self.kit,
@@ -125,8 +134,11 @@ class Recorder:
 class Rig:
     """The node under test plus a rig node in one executor thread (real DDS)."""
 
-    def __init__(self, node: Node, context: Context) -> None:
+    def __init__(
+        self, node: Node, context: Context, *, compressed: bool = False, wait_inputs: bool = True
+    ) -> None:
         self.node = node
+        self.compressed = compressed
         self.context = context
         self.rig = Node("ws3d_test_rig", context=context)
         self.rec = Recorder()
@@ -140,7 +152,12 @@ class Rig:
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
         self.pub_points = self.rig.create_publisher(PointCloud2, "points", reliable)
-        self.pub_image = self.rig.create_publisher(Image, "image", reliable)
+        if compressed:  # image_transport's compressed topic next to the raw name
+            self.pub_image = self.rig.create_publisher(
+                CompressedImage, "image/compressed", reliable
+            )
+        else:
+            self.pub_image = self.rig.create_publisher(Image, "image", reliable)
         self.pub_info = self.rig.create_publisher(CameraInfo, "camera_info", reliable)
         for topic, cls, qos in (
             ("panoptic/points", PointCloud2, reliable),
@@ -155,6 +172,11 @@ class Rig:
         self.executor.add_node(self.rig)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
+        if wait_inputs:
+            self.wait_inputs()
+
+    def wait_inputs(self) -> None:
+        """Until the node's input subscriptions match the rig's publishers."""
         wait_for(
             lambda: all(
                 p.get_subscription_count() > 0
@@ -198,7 +220,10 @@ class Rig:
         if image:
             cam_stamp = stamp_ns + sim.camera_offsets_ns[k % len(sim.camera_offsets_ns)]
             self.pub_info.publish(sim.camera_info(cam_stamp))
-            self.pub_image.publish(sim.image(k, cam_stamp))
+            if self.compressed:
+                self.pub_image.publish(sim.compressed_image(k, cam_stamp))
+            else:
+                self.pub_image.publish(sim.image(k, cam_stamp))
         self.pub_points.publish(sim.cloud(k, stamp_ns))
 
     def outputs_for(self, stamp_ns: int) -> list[PointCloud2]:
@@ -255,11 +280,11 @@ def node_overrides(sim: SimMessages, model: Path, **extra: Any) -> list[Paramete
     return [Parameter(k, value=v) for k, v in values.items()]
 
 
-def start_rig(make_node: Callable[[Context], Node]) -> Rig:
+def start_rig(make_node: Callable[[Context], Node], **rig_options: Any) -> Rig:
     context = Context()
     rclpy.init(context=context)
     node = make_node(context)
-    return Rig(node, context)
+    return Rig(node, context, **rig_options)
 
 
 def stop_rig(rig: Rig) -> None:

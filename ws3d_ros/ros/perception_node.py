@@ -604,7 +604,7 @@ class _PerceptionCore:
             stamps[cam] = matched.stamp(cam) if cam in synced else None
         models = dict(self._camera_models)  # the latest camera_info of each camera
         for cam, model in models.items():
-            if model is None:
+            if model is None and cam in synced:
                 self.get_logger().warning(
                     f"no camera_info received yet for camera {cam}: its points take the "
                     "LiDAR-only path",
