@@ -251,6 +251,28 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+RESUME_KEYS = ("step", "optimizer", "scheduler", "scaler", "losses", "rng", "history")
+
+
+def _resume_state(path: Path) -> dict[str, Any]:
+    """``path`` (a ``last.pt``) read safely, with every key ``--resume`` needs checked."""
+    from ws3d_ros.models.checkpoint import CheckpointError, read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    state = ckpt.get("train_state")
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{path} has no train_state to resume from")
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: train_state lacks {', '.join(missing)}")
+    if ckpt["net"] is None:
+        raise CheckpointError(f"{path} holds no 3D network weights")
+    rng = state["rng"]
+    if not isinstance(rng, dict) or "torch" not in rng or "python" not in rng:
+        raise CheckpointError(f"{path}: train_state.rng lacks the torch/python states")
+    return ckpt
+
+
 def _rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available():
@@ -371,7 +393,12 @@ def train(
     logic, as if killed there (used to test ``resume``)."""
     from tqdm import tqdm
 
-    from ws3d_ros.models.checkpoint import build_model, read_checkpoint, save_checkpoint
+    from ws3d_ros.models.checkpoint import (
+        build_model,
+        read_checkpoint,
+        remove_orphaned_temps,
+        save_checkpoint,
+    )
     from ws3d_ros.models.clip.text import TextEncoder
     from ws3d_ros.runtime.backends import TorchBackend
 
@@ -386,8 +413,12 @@ def train(
     steps = int(cfg.train["steps"])
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for orphan in remove_orphaned_temps(run_dir):
+            log.info("removed %s (a checkpoint write that was killed)", orphan.name)
     if resume and not (run_dir / LAST).is_file():
         raise Ws3dError(f"--resume: no {LAST} in {run_dir}")
+    # Read (and check) the resume state before any expensive work.
+    resume_ckpt = _resume_state(run_dir / LAST) if resume else None
 
     model_cfg = cfg.model_config()
     torch.manual_seed(seed)
@@ -396,6 +427,8 @@ def train(
     assert net is not None
     if cfg.train.get("init_from") and not resume:
         init = read_checkpoint(Path(cfg.train["init_from"]))
+        if init["net"] is None:
+            raise Ws3dError(f"train.init_from {cfg.train['init_from']} holds no 3D network")
         net.load_state_dict(init["net"])
         if is_main:
             log.info("network weights from %s", cfg.train["init_from"])
@@ -539,11 +572,9 @@ def train(
     ema = WeightAverage(net, ema_decay) if ema_decay > 0 else None
     history: list[dict[str, Any]] = []
     start = 0
-    if resume:
-        ckpt = read_checkpoint(run_dir / LAST)
-        state = ckpt.get("train_state") or {}
-        if not state:
-            raise Ws3dError(f"{run_dir / LAST} has no train_state to resume from")
+    if resume_ckpt is not None:
+        ckpt = resume_ckpt
+        state = ckpt["train_state"]
         net.load_state_dict(ckpt["net"])
         losses.load_state_dict(state["losses"])
         opt.load_state_dict(state["optimizer"])

@@ -342,6 +342,7 @@ def load_clip(
                 pretrained=str(checkpoint) if checkpoint is not None else None,
                 device=device,
                 cache_dir=None if cache_dir is None else str(cache_dir),
+                weights_only=True,  # a checkpoint file must not run code (no pickle objects)
                 **kwargs,
             )
     except (RuntimeError, KeyError, ValueError) as exc:
