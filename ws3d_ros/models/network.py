@@ -24,6 +24,7 @@ Contract:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -169,10 +170,11 @@ class PanopticNet(nn.Module):
                 )
             args.append(t)
         n_dense = len(DENSE_INPUTS)
+        mixed = (
+            torch.autocast(device.type, dtype=autocast) if autocast is not None else nullcontext()
+        )
         with torch.inference_mode():
-            with torch.autocast(
-                device.type, dtype=autocast or torch.float32, enabled=autocast is not None
-            ):
+            with mixed:
                 out = self.embed(*args[:5], args[n_dense:])
             outs = self._outputs(out, args[5])
         return dict(zip(OUTPUTS, outs, strict=True))

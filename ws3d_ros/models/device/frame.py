@@ -66,19 +66,21 @@ class Staging:
 
     def upload(self, array: np.ndarray, slot: str) -> Tensor:
         """``array`` as a tensor on the device (shares memory on CPU)."""
-        src = torch.from_numpy(np.ascontiguousarray(array))
         if self.device.type != "cuda":
-            return src
-        n = src.numel()
+            # Bag messages are read-only views; torch wants a writable buffer.
+            writable = array.flags.writeable and array.flags.c_contiguous
+            return torch.from_numpy(array if writable else np.array(array, order="C"))
+        dtype = torch.from_numpy(np.empty(0, array.dtype)).dtype
+        n = array.size
         buf = self._buffers.get(slot)
-        if buf is None or buf.numel() < n or buf.dtype != src.dtype:
-            buf = torch.empty(max(n, 1), dtype=src.dtype, pin_memory=True)
+        if buf is None or buf.numel() < n or buf.dtype != dtype:
+            buf = torch.empty(max(n, 1), dtype=dtype, pin_memory=True)
             self._buffers[slot] = buf
         # The previous copy from this buffer must be done before it is overwritten.
         torch.cuda.current_stream(self.device).synchronize()
-        staged = buf[:n].view(src.shape)
-        staged.copy_(src)
-        return staged.to(self.device, non_blocking=True)
+        staged = buf[:n]
+        staged.numpy().reshape(array.shape)[...] = array
+        return staged.view(array.shape).to(self.device, non_blocking=True)
 
 
 def pack_points(points: np.ndarray, features: Sequence[str]) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -48,8 +49,8 @@ class CameraT:
             model=camera.distortion_model if camera.is_distorted else "none",
             D=tuple(float(c) for c in camera.D),
             r_max=float(camera.fov_mask_bounds),
-            R=torch.as_tensor(T.rotation, dtype=torch.float32, device=device),
-            t=torch.as_tensor(T.translation, dtype=torch.float32, device=device),
+            R=torch.from_numpy(np.array(T.rotation, np.float32)).to(device),
+            t=torch.from_numpy(np.array(T.translation, np.float32)).to(device),
         )
 
 
