@@ -92,7 +92,7 @@ def test_camera_hits_match_numpy(model: str, D: list[float]) -> None:
     # cell border can switch cells, nothing else.
     both = np.intersect1d(ref.index, idx.numpy())
     assert len(both) >= len(ref.index) - 2 and len(both) >= len(idx) - 2
-    got = dict(zip(idx.tolist(), uv.numpy()))
+    got = dict(zip(idx.tolist(), uv.numpy(), strict=True))
     np.testing.assert_allclose(
         np.stack([got[i] for i in both]), ref.uv[np.searchsorted(ref.index, both)], atol=1e-3
     )
