@@ -73,6 +73,33 @@ def test_package_xml_is_format3_ament_python() -> None:
         assert dep in deps
 
 
+ROS_PACKAGES = ("rclpy", "rcl_interfaces", "launch", "launch_ros", "ament_index_python")
+
+
+def test_package_xml_declares_every_ros_package_the_code_imports() -> None:
+    """rosdep installs only what package.xml names: every ROS import must be declared."""
+    import ast
+    import xml.etree.ElementTree as ET
+
+    deps = {e.text for e in ET.parse(ROOT / "package.xml").getroot().findall("exec_depend")}
+    imported: dict[str, str] = {}
+    files = [*(ROOT / "ws3d_ros").rglob("*.py"), *(ROOT / "launch").glob("*.py")]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top.endswith(("_msgs", "_interfaces")) or top in ROS_PACKAGES:
+                    imported.setdefault(top, str(path.relative_to(ROOT)))
+    assert {"rclpy", "rcl_interfaces", "sensor_msgs"} <= set(imported)
+    missing = {pkg: where for pkg, where in imported.items() if pkg not in deps}
+    assert missing == {}, missing
+
+
 def test_executables_in_lib_package_dir(install_tree: Path) -> None:
     lib = install_tree / "lib" / "ws3d_ros"
     for exe in ("ws3d", "bag_player", "perception_node", "click_labeler"):
