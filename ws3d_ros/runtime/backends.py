@@ -15,7 +15,10 @@ Contract: a :class:`Backend` exposes
   precision set by ``set_precision`` (``fp32 | fp16 | bf16``, autocast); the others go
   through their numpy entries (zero-copy on CPU).
 :func:`create_backend` builds one from a model directory (``ws3d export``: ONNX graphs,
-``model.json`` and the checkpoint) or a checkpoint file (torch only). A backend that
+``model.json`` and the checkpoint) or a checkpoint file (torch only). Every file
+``model.json`` names is checked against its SHA-256 before it is read
+(:mod:`ws3d_ros.runtime.integrity`), checkpoints load weights-only, and a graph ONNX
+Runtime cannot load is a one-line :class:`BackendError`. A backend that
 cannot load raises :class:`BackendError` naming the fallback (``onnxruntime`` on CPU).
 TensorRT lives in :mod:`ws3d_ros.runtime.tensorrt_backend` and is imported only when
 asked for.
@@ -33,6 +36,7 @@ import numpy as np
 
 from ws3d_ros.errors import Ws3dError
 from ws3d_ros.models.config import ModelConfig
+from ws3d_ros.runtime.integrity import ModelIntegrityError, verify_model_dir
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 MODEL_JSON = "model.json"
@@ -50,12 +54,30 @@ def read_model_json(model_dir: Path) -> dict[str, Any]:
             f"{model_dir} is not an exported model directory (no {MODEL_JSON}); "
             "run `ws3d export --checkpoint CKPT --out DIR` first"
         )
-    meta = json.loads(path.read_text())
-    if meta.get("format") != MODEL_FORMAT:
-        raise BackendError(
-            f"{path}: unknown format {meta.get('format')!r}, expected {MODEL_FORMAT}"
-        )
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BackendError(f"{path} cannot be read: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise BackendError(f"{path}: unknown format {found!r}, expected {MODEL_FORMAT}")
+    try:
+        verify_model_dir(model_dir, meta)
+    except ModelIntegrityError as exc:
+        raise BackendError(str(exc)) from exc
     return meta
+
+
+def onnx_session(path: Path, opts: Any, providers: list[str]) -> Any:
+    """An ONNX Runtime session over ``path``; a file it cannot load is a one-line
+    :class:`BackendError`."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        detail = " ".join(str(exc).split())[:200]
+        raise BackendError(f"{path}: ONNX Runtime cannot load it: {detail}") from exc
 
 
 def checkpoint_path(path: Path) -> Path:
@@ -237,12 +259,8 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             opts.intra_op_num_threads = threads
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._net = ort.InferenceSession(
-            str(model_dir / meta["net_onnx"]), opts, providers=providers
-        )
-        self._clip = ort.InferenceSession(
-            str(model_dir / meta["clip_onnx"]), opts, providers=providers
-        )
+        self._net = onnx_session(model_dir / meta["net_onnx"], opts, providers)
+        self._clip = onnx_session(model_dir / meta["clip_onnx"], opts, providers)
         self._net_inputs = [i.name for i in self._net.get_inputs()]
         self._clip_input = self._clip.get_inputs()[0].name
 
