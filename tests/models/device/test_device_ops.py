@@ -1,4 +1,5 @@
-"""The torch twins of models/device against their numpy references, on CPU.
+"""The torch twins of models/device against their numpy references, on CPU (and CUDA
+where a GPU is visible).
 
 Integer outputs (voxels, tables, visibility, instance ids) must be identical; float
 outputs agree to float32 rounding.
@@ -26,6 +27,12 @@ from ws3d_ros.models.device.voxel import voxel_mean_t, voxelize_t
 from ws3d_ros.models.lifting import CameraHits, camera_hits, lift, sample_bilinear
 from ws3d_ros.models.sparse.rulebook import build_sparse_index
 
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+def _t(a: np.ndarray, device: str) -> torch.Tensor:
+    return torch.from_numpy(a).to(device)
+
 
 def _cloud(n: int = 6000, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -35,30 +42,32 @@ def _cloud(n: int = 6000, seed: int = 0) -> np.ndarray:
     return pts
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("origin", [None, (-20.0, -20.0, -3.0)])
-def test_voxelize_matches_numpy(origin) -> None:
+def test_voxelize_matches_numpy(origin, device: str) -> None:
     pts = _cloud()
     ref = voxelize(pts, 0.1, origin=origin)
-    got = voxelize_t(torch.from_numpy(pts), 0.1, origin=origin)
-    np.testing.assert_array_equal(got.coords.numpy(), ref.coords)
-    np.testing.assert_array_equal(got.point_to_voxel.numpy(), ref.point_to_voxel)
-    np.testing.assert_array_equal(got.point_order.numpy(), ref.point_order)
-    np.testing.assert_array_equal(got.voxel_offsets.numpy(), ref.voxel_offsets)
+    got = voxelize_t(_t(pts, device), 0.1, origin=origin)
+    np.testing.assert_array_equal(got.coords.cpu().numpy(), ref.coords)
+    np.testing.assert_array_equal(got.point_to_voxel.cpu().numpy(), ref.point_to_voxel)
+    np.testing.assert_array_equal(got.point_order.cpu().numpy(), ref.point_order)
+    np.testing.assert_array_equal(got.voxel_offsets.cpu().numpy(), ref.voxel_offsets)
     vals = np.random.default_rng(1).random((len(pts), 4), dtype=np.float32)
     np.testing.assert_allclose(
-        voxel_mean_t(torch.from_numpy(vals), got).numpy(), voxel_reduce(vals, ref), atol=1e-6
+        voxel_mean_t(_t(vals, device), got).cpu().numpy(), voxel_reduce(vals, ref), atol=1e-6
     )
 
 
-def test_sparse_index_matches_numpy() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_sparse_index_matches_numpy(device: str) -> None:
     coords = voxelize(_cloud(20000), 0.2).coords
     ref = build_sparse_index(coords, 3)
-    tables, levels = sparse_index_t(torch.from_numpy(coords), 3)
+    tables, levels = sparse_index_t(_t(coords, device), 3)
     assert len(tables) == len(ref.arrays())
     for name, a, b in zip(ref.names(), ref.arrays(), tables, strict=True):
-        np.testing.assert_array_equal(b.numpy(), a, err_msg=name)
+        np.testing.assert_array_equal(b.cpu().numpy(), a, err_msg=name)
     for a, b in zip(ref.coords, levels, strict=True):
-        np.testing.assert_array_equal(b.numpy(), a)
+        np.testing.assert_array_equal(b.cpu().numpy(), a)
 
 
 def _look_along_x() -> Transform:
@@ -67,6 +76,7 @@ def _look_along_x() -> Transform:
     )
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     "model,D",
     [
@@ -75,7 +85,7 @@ def _look_along_x() -> Transform:
         ("equidistant", [0.05, -0.01, 0.002, 0.0]),
     ],
 )
-def test_camera_hits_match_numpy(model: str, D: list[float]) -> None:
+def test_camera_hits_match_numpy(model: str, D: list[float], device: str) -> None:
     cam = CameraModel(
         width=640, height=480, K=[[400, 0, 320], [0, 400, 240], [0, 0, 1]], D=D,
         distortion_model=model,
@@ -86,7 +96,8 @@ def test_camera_hits_match_numpy(model: str, D: list[float]) -> None:
     ).astype(np.float32)
     T = _look_along_x()
     ref = camera_hits(xyz, cam, T)
-    idx, uv = camera_hits_t(torch.from_numpy(xyz), CameraT.from_model(cam, T, torch.device("cpu")))
+    idx, uv = camera_hits_t(_t(xyz, device), CameraT.from_model(cam, T, torch.device(device)))
+    idx, uv = idx.cpu(), uv.cpu()
     assert len(ref.index) > 1000
     # The rigid transform may round differently from numpy's BLAS: a point on a z-buffer
     # cell border can switch cells, nothing else.
@@ -98,7 +109,8 @@ def test_camera_hits_match_numpy(model: str, D: list[float]) -> None:
     )
 
 
-def test_bilinear_and_lift_match_numpy() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_bilinear_and_lift_match_numpy(device: str) -> None:
     rng = np.random.default_rng(3)
     maps = [rng.standard_normal((6, 8, 16)).astype(np.float32) for _ in range(3)]
     sizes = [(60, 80), (60, 80), (30, 40)]
@@ -109,22 +121,23 @@ def test_bilinear_and_lift_match_numpy() -> None:
         uv[:5] = [[0, 0], [W - 0.01, H - 0.01], [W / 2, 0], [0, H / 2], [W - 0.01, 0]]
         hits.append(CameraHits(index, uv))
     ref_s = sample_bilinear(maps[0], hits[0].uv, sizes[0])
-    got_s = sample_bilinear_t(torch.from_numpy(maps[0]), torch.from_numpy(hits[0].uv), sizes[0])
-    np.testing.assert_allclose(got_s.numpy(), ref_s, atol=1e-5)
+    got_s = sample_bilinear_t(_t(maps[0], device), _t(hits[0].uv, device), sizes[0])
+    np.testing.assert_allclose(got_s.cpu().numpy(), ref_s, atol=1e-5)
     for cams in (1, 3):
         ref_f, ref_i = lift(500, hits[:cams], maps[:cams], sizes[:cams])
         got_f, got_i = lift_t(
             500,
-            [(torch.from_numpy(h.index), torch.from_numpy(h.uv)) for h in hits[:cams]],
-            [torch.from_numpy(m) for m in maps[:cams]],
+            [(_t(h.index, device), _t(h.uv, device)) for h in hits[:cams]],
+            [_t(m, device) for m in maps[:cams]],
             sizes[:cams],
         )
-        np.testing.assert_array_equal(got_i.numpy(), ref_i)
-        np.testing.assert_allclose(got_f.numpy(), ref_f, atol=1e-5)
+        np.testing.assert_array_equal(got_i.cpu().numpy(), ref_i)
+        np.testing.assert_allclose(got_f.cpu().numpy(), ref_f, atol=1e-5)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("use_offsets", [True, False])
-def test_grouping_matches_numpy(use_offsets: bool) -> None:
+def test_grouping_matches_numpy(use_offsets: bool, device: str) -> None:
     rng = np.random.default_rng(4)
     centres = rng.uniform(-30, 30, (40, 3))
     xyz = (centres[rng.integers(0, 40, 8000)] + rng.normal(0, 0.4, (8000, 3))).astype(np.float32)
@@ -134,23 +147,25 @@ def test_grouping_matches_numpy(use_offsets: bool) -> None:
     things = [1, 2, 4, 65535]
     ref = group_instances(xyz, offsets, labels, things, radius=0.5, min_points=8)
     got = group_instances_t(
-        torch.from_numpy(xyz),
-        None if offsets is None else torch.from_numpy(offsets),
-        torch.from_numpy(labels.astype(np.int32)),
-        torch.tensor(things),
+        _t(xyz, device),
+        None if offsets is None else _t(offsets, device),
+        _t(labels.astype(np.int32), device),
+        torch.tensor(things, device=device),
         radius=0.5,
         min_points=8,
     )
     assert ref.max() > 20
-    np.testing.assert_array_equal(got.numpy(), ref.astype(np.int64))
+    np.testing.assert_array_equal(got.cpu().numpy(), ref.astype(np.int64))
 
 
-def test_preprocess_matches_the_numpy_fed_one() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_preprocess_matches_the_numpy_fed_one(device: str) -> None:
     rgb = np.random.default_rng(5).integers(0, 256, (90, 200, 3), dtype=np.uint8)
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
     ref = preprocess(rgb, (48, 96), mean=mean, std=std)
-    got = preprocess_t(torch.from_numpy(rgb), (48, 96), mean, std)
-    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    got = preprocess_t(_t(rgb, device), (48, 96), mean, std).cpu()
+    exact = 0 if device == "cpu" else 1e-5  # CUDA's resize kernel rounds differently
+    torch.testing.assert_close(got, ref, rtol=0, atol=exact)
 
 
 def test_staging_and_packing_on_cpu() -> None:
@@ -162,8 +177,11 @@ def test_staging_and_packing_on_cpu() -> None:
     assert not cols[:, 4].any()
     ro = cols.copy()
     ro.flags.writeable = False
-    t = Staging(torch.device("cpu")).upload(ro, "pts")
-    assert t.device.type == "cpu" and np.array_equal(t.numpy(), cols)
+    for device in DEVICES:
+        staging = Staging(torch.device(device))
+        for _ in range(2):  # the second upload reuses the pinned buffer on CUDA
+            t = staging.upload(ro, "pts")
+            assert t.device.type == device and np.array_equal(t.cpu().numpy(), cols)
 
 
 def test_precision_names() -> None:

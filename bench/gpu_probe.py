@@ -1,0 +1,244 @@
+"""GPU latency probe of the device-resident runtime: per-stage medians, p50/p95 end to end.
+
+Run: ``python bench/gpu_probe.py --device cuda --out DIR`` (``--tiny --device cpu`` for the
+CPU smoke test). Not a test. It needs torch and numpy plus the project's own light
+dependencies (open_clip_torch, ftfy, wcwidth, rosbags and its pure deps), so it runs on a
+bare GPU machine with carried wheels; it never loads ONNX, TensorRT or spconv.
+
+What it measures, for 1 and 6 cameras x fusion / LiDAR-only x each precision:
+- one end-to-end frame = decode (PointCloud2 and Image messages -> numpy, zero-copy) +
+  ``Pipeline.__call__`` on the device + encode (the ``panoptic/points`` cloud), timed with
+  ``time.perf_counter`` after the result is on the host (the pipeline's own copy back
+  synchronises); per-stage medians come from the pipeline's timings, which synchronise
+  CUDA at each stage boundary;
+- p50 / p95 of end to end, peak GPU memory (``torch.cuda.max_memory_allocated``);
+- label agreement of each precision with fp32 on the same frames (points in range);
+- the vocabulary change time (``set_vocabulary`` with one new name: one text-tower call).
+
+The model is ``config/model.yaml`` (ViT-B/16 at 384x1248, the default U-Net) with random
+weights (latency does not depend on their values); sweeps are simulated (64 beams, street
+scene). Writes ``probe.json`` and ``probe.md`` into ``--out`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+STAGES = ("decode", "voxelise", "rulebook", "projection", "clip", "lift", "net", "group",
+          "encode")  # fmt: skip
+
+#: Small sizes for the CPU smoke test (tests/bench): a tiny CLIP tower and U-Net.
+TINY = {
+    "voxel_size": 0.2,
+    "clip": {"model": "ws3d-tiny", "pretrained": "random", "image_size": [192, 624]},
+    "lidar_encoder": {
+        "stem_channels": 16,
+        "encoder_channels": [16, 32, 64],
+        "decoder_channels": [32, 32, 32],
+    },
+    "fusion": {"channels": 32},
+}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def build_checkpoint(out: Path, tiny: bool) -> tuple[Path, list[str], list[str]]:
+    import torch
+
+    from ws3d_ros.models.checkpoint import build_model, save_checkpoint
+    from ws3d_ros.models.config import ModelConfig
+    from ws3d_ros.sim.classes import STREET_CLASSES
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_yaml()
+    cfg = cfg.with_overrides(**TINY) if tiny else cfg.with_overrides(clip={"pretrained": "random"})
+    classes = [c.name for c in STREET_CLASSES]
+    things = [c.name for c in STREET_CLASSES if c.thing]
+    meta = {"classes": classes, "things": things}
+    return save_checkpoint(out / "checkpoint.pt", build_model(cfg), meta=meta), classes, things
+
+
+def simulate(cameras: int, beams: int, count: int) -> list[Any]:
+    from ws3d_ros.sim.rig import SimConfig, Simulator
+
+    sim = Simulator(SimConfig(frames=count, lidar_beams=beams, cameras=cameras, seed=1))
+    return [sim.frame(i).to_frame() for i in range(count)]
+
+
+def as_messages(frame: Any) -> tuple[Any, list[Any]]:
+    """The frame as the node receives it: a PointCloud2 and one Image per camera."""
+    from ws3d_ros.msg.image import array_to_image
+    from ws3d_ros.msg.pointcloud2 import array_to_cloud
+
+    cloud = array_to_cloud(frame.points, frame_id="lidar", stamp_ns=frame.stamp_ns)
+    images = [
+        array_to_image(v.image, "rgb8", frame_id=v.name, stamp_ns=frame.stamp_ns)
+        for v in frame.views
+    ]
+    return cloud, images
+
+
+def run_config(
+    pipe: Any, frames: list[Any], mode: str, iters: int, warmup: int
+) -> tuple[dict[str, Any], list[Any]]:
+    """Median stages, p50/p95 end to end and the results of the first pass over ``frames``."""
+    import torch
+
+    from ws3d_ros.msg.image import image_to_rgb8
+    from ws3d_ros.msg.pointcloud2 import cloud_to_array
+    from ws3d_ros.runtime.outputs import panoptic_cloud
+
+    msgs = [as_messages(f) for f in frames]
+    cuda = pipe.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    samples: dict[str, list[float]] = {s: [] for s in (*STAGES, "pipeline", "total")}
+    results: list[Any] = []
+    for k in range(warmup + iters):
+        frame = frames[k % len(frames)]
+        cloud, images = msgs[k % len(frames)]
+        t0 = time.perf_counter()
+        points = cloud_to_array(cloud)
+        views = [
+            dataclasses.replace(v, image=image_to_rgb8(m))
+            for v, m in zip(frame.views, images, strict=True)
+        ]
+        t1 = time.perf_counter()
+        result = pipe(dataclasses.replace(frame, points=points, views=views), mode=mode)
+        t2 = time.perf_counter()
+        panoptic_cloud(points, result, frame_id="lidar", stamp_ns=frame.stamp_ns)
+        t3 = time.perf_counter()
+        if k < len(frames):
+            results.append(result)
+        if k < warmup:
+            continue
+        times = {**result.timings, "decode": (t1 - t0) * 1e3, "encode": (t3 - t2) * 1e3}
+        times["pipeline"] = (t2 - t1) * 1e3
+        times["total"] = (t3 - t0) * 1e3
+        for s in samples:
+            samples[s].append(times.get(s, 0.0))
+    row: dict[str, Any] = {s: statistics.median(v) for s, v in samples.items()}
+    row["p50"] = _percentile(samples["total"], 50)
+    row["p95"] = _percentile(samples["total"], 95)
+    row["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0
+    row["iters"] = iters
+    return row, results
+
+
+def agreement(a: list[Any], b: list[Any]) -> float:
+    import numpy as np
+
+    same = total = 0
+    for x, y in zip(a, b, strict=True):
+        valid = x.label != 65535
+        same += int(np.sum(x.label[valid] == y.label[valid]))
+        total += int(valid.sum())
+    return same / max(total, 1)
+
+
+def vocabulary_change_ms(pipe: Any, classes: list[str], things: list[str]) -> float:
+    """Median time of swapping in a vocabulary with one never-seen name."""
+    times = []
+    for k in range(3):
+        t0 = time.perf_counter()
+        pipe.set_vocabulary([*classes, f"stroller {k}"], things)
+        times.append((time.perf_counter() - t0) * 1e3)
+    pipe.set_vocabulary(classes, things)
+    return statistics.median(times)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    head = " | ".join(f"{r['cameras']} cam {r['mode']} {r['precision']}" for r in rows)
+    lines = [f"| median ms | {head} |", "|---|" + "---:|" * len(rows)]
+    for s in (*STAGES, "total", "p50", "p95"):
+        lines.append(f"| {s} | " + " | ".join(f"{r[s]:.1f}" for r in rows) + " |")
+    lines.append("| peak GPU MiB | " + " | ".join(f"{r['peak_gpu_mib']:.0f}" for r in rows) + " |")
+    lines.append(
+        "| labels = fp32 | " + " | ".join(f"{100 * r['agree_fp32']:.2f} %" for r in rows) + " |"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tiny", action="store_true", help="tiny model and 32 beams (CPU test)")
+    parser.add_argument("--cameras", default="1,6")
+    parser.add_argument("--modes", default="fusion,lidar_only")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--iters", type=int, default=20, help="timed frames per configuration")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--sweeps", type=int, default=2, help="distinct simulated sweeps")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from ws3d_ros.runtime.pipeline import Pipeline
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {"device": args.device, "torch": torch.__version__}
+    if args.device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+    rows: list[dict[str, Any]] = []
+    vocab: dict[str, float] = {}
+    beams = 32 if args.tiny else 64
+    with tempfile.TemporaryDirectory(prefix="ws3d_probe_") as tmp:
+        ckpt, classes, things = build_checkpoint(Path(tmp), args.tiny)
+        frames = {int(c): simulate(int(c), beams, args.sweeps) for c in args.cameras.split(",")}
+        info["points"] = len(next(iter(frames.values()))[0].points)
+        reference: dict[tuple[int, str], list[Any]] = {}
+        for precision in args.precisions.split(","):
+            pipe = Pipeline.load(
+                ckpt,
+                backend="torch",
+                device=args.device,
+                precision=precision,
+                classes=classes,
+                thing_classes=things,
+            )
+            vocab[precision] = vocabulary_change_ms(pipe, classes, things)
+            for cams, fr in frames.items():
+                for mode in args.modes.split(","):
+                    row, results = run_config(pipe, fr, mode, args.iters, args.warmup)
+                    key = (cams, mode)
+                    reference.setdefault(key, results)  # the first precision is the reference
+                    row.update(cameras=cams, mode=mode, precision=precision)
+                    row["agree_fp32"] = agreement(reference[key], results)
+                    rows.append(row)
+                    print(
+                        f"{cams} cam {mode} {precision}: p50 {row['p50']:.1f} ms "
+                        f"p95 {row['p95']:.1f} ms, labels = first precision "
+                        f"{100 * row['agree_fp32']:.2f} %",
+                        flush=True,
+                    )
+            del pipe
+            if args.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    info["vocabulary_change_ms"] = vocab
+    table = markdown(rows)
+    (args.out / "probe.json").write_text(json.dumps({"info": info, "rows": rows}, indent=2))
+    vocab_line = ", ".join(f"{p} {v:.1f} ms" for p, v in vocab.items())
+    text = f"{json.dumps(info)}\n\n{table}\n\nvocabulary change (one new name): {vocab_line}\n"
+    (args.out / "probe.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
