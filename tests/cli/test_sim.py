@@ -156,7 +156,7 @@ def test_existing_output(tmp_path: Path) -> None:
         cli_sim.run(parse(["--out", str(out), "--frames", "1", "--quiet", "--lidar-beams", "32"]))
         == 0
     )
-    with pytest.raises(Ws3dError, match="already exists"):
+    with pytest.raises(Ws3dError, match="exists; pass --overwrite"):
         cli_sim.run(parse(["--out", str(out), "--frames", "1", "--quiet"]))
     assert (
         cli_sim.run(
@@ -181,7 +181,7 @@ def test_existing_output(tmp_path: Path) -> None:
         assert reader.topics["/lidar/points"].count == 2
     plain = tmp_path / "not_a_bag"
     plain.mkdir()
-    with pytest.raises(Ws3dError, match="not a bag"):
+    with pytest.raises(Ws3dError, match="not an output of `ws3d sim`"):
         cli_sim.run(parse(["--out", str(plain), "--overwrite", "--quiet"]))
     assert np.array_equal(sorted(p.name for p in plain.iterdir()), [])
 

@@ -79,3 +79,22 @@ def test_eval_errors(trained: dict[str, Path], capsys: pytest.CaptureFixture[str
     code = cli_main(["eval", "--bag", str(trained["bag"]), "--pred", str(trained["bag"]),
                      "--out", str(trained["root"] / "bad")])  # fmt: skip
     assert code == 1 and "panoptic/points" in capsys.readouterr().err
+
+
+def test_train_refuses_an_existing_run_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bag = tmp_path / "bag"
+    bag.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.pt").write_bytes(b"an earlier run's weights")
+    base = ["train", "--config", "demo_quick", "--bags", str(bag), "--out", str(run), "--quiet"]
+    assert cli_main(base) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ws3d train: error: ") and "--resume" in err and "\n" not in err
+    assert cli_main([*base, "--force"]) == 1  # not made by `ws3d train`: never deleted
+    assert "not an output of `ws3d train`" in capsys.readouterr().err
+    assert (run / "model.pt").read_bytes() == b"an earlier run's weights"
+    assert cli_main([*base[:-3], "--out", str(bag / "run"), "--quiet"]) == 1
+    assert "inside the input" in capsys.readouterr().err

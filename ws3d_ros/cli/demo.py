@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -294,12 +293,14 @@ def run(args: argparse.Namespace) -> int:
     from ws3d_ros.cli.main import main as ws3d
     from ws3d_ros.data.frames import BagFrames
     from ws3d_ros.msg.pointcloud2 import cloud_to_array
+    from ws3d_ros.output_dirs import mark_output, replace_marked_dir
     from ws3d_ros.sim.classes import load_classes
 
     out: Path = args.out.resolve()
-    if args.fresh and out.exists():
-        shutil.rmtree(out)
+    if args.fresh:
+        replace_marked_dir(out, "demo")  # only a folder an earlier `ws3d demo` made
     out.mkdir(parents=True, exist_ok=True)
+    mark_output(out, "demo")
     t_all = time.perf_counter()
     print(
         "ws3d demo: simulated rig -> train -> export -> ROS 2 node over DDS -> scores\n"
@@ -318,6 +319,8 @@ def run(args: argparse.Namespace) -> int:
     if not ckpts:
         argv = ["train", "--config", str(args.config), "--bags", *map(str, train_bags)]
         argv += ["--out", str(run_dir)]
+        if run_dir.exists():  # an interrupted earlier demo run: start it over
+            argv += ["--force"]
         if args.steps:
             argv += ["--steps", str(args.steps)]
         if ws3d(argv) != 0:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from ws3d_ros.errors import Ws3dError
 
@@ -64,7 +64,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _infer(
+    args: argparse.Namespace, tmp: Path
+) -> tuple[int, dict[str, float], dict[str, Any], list[str], float]:
+    """Label every sweep of ``args.bag`` into a new bag at ``tmp``."""
     from tqdm import tqdm
 
     from ws3d_ros.data.bag import BagReader, BagWriter
@@ -73,13 +76,6 @@ def run(args: argparse.Namespace) -> int:
     from ws3d_ros.runtime.outputs import label_map_message, panoptic_cloud
     from ws3d_ros.runtime.pipeline import Pipeline
 
-    out = args.out
-    if out.suffix == ".mcap":
-        out = out.with_suffix("")
-    if out.exists():
-        if not args.overwrite:
-            raise Ws3dError(f"{out} exists; pass --overwrite to replace it")
-        shutil.rmtree(out)
     pipeline = Pipeline.load(
         args.model,
         backend=args.backend,
@@ -98,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     n_frames = 0
     stage_ms: dict[str, float] = {}
-    with BagReader(args.bag) as reader, BagWriter(out, storage=args.storage) as writer:
+    with BagReader(args.bag) as reader, BagWriter(tmp, storage=args.storage) as writer:
         for topic, info in reader.topics.items():
             writer.add_topic(topic, info.msgtype, latched=info.latched)
         for topic, msgtype, stamp, raw in reader.raw_messages():
@@ -131,6 +127,21 @@ def run(args: argparse.Namespace) -> int:
                     break
             bar.close()
             stats = frames.stats.summary()
+    return n_frames, stage_ms, stats, classes, t0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ws3d_ros.output_dirs import atomic_output_dir
+
+    out = args.out
+    if out.suffix == ".mcap":
+        out = out.with_suffix("")
+    # The labelled bag is written under a temporary name and renamed at the end; --overwrite
+    # replaces only a previous `ws3d infer` output, never an input or a foreign directory.
+    with atomic_output_dir(
+        out, "infer", inputs=[args.bag, args.model], overwrite=args.overwrite
+    ) as tmp:
+        n_frames, stage_ms, stats, classes, t0 = _infer(args, tmp)
     elapsed = time.perf_counter() - t0
     summary = {
         "out": str(out),

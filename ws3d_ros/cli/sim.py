@@ -9,12 +9,9 @@ export of the same frames and a preview picture of the first frame.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
-
-from ws3d_ros.errors import Ws3dError
 
 EPILOG = """\
 examples:
@@ -76,16 +73,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ws3d_ros.output_dirs import atomic_output_dir
     from ws3d_ros.sim.bagwrite import write_bag
     from ws3d_ros.sim.rig import SimConfig
 
     out: Path = args.out
-    if out.exists():
-        if not args.overwrite:
-            raise Ws3dError(f"{out} already exists; choose a new --out or pass --overwrite")
-        if not (out / "metadata.yaml").exists():
-            raise Ws3dError(f"{out} exists and is not a bag; refusing to overwrite it")
-        shutil.rmtree(out)
     config = SimConfig(
         preset=args.preset,
         frames=args.frames,
@@ -96,13 +88,17 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage,
     )
     t0 = time.perf_counter()
-    path = write_bag(
-        config,
-        out,
-        progress=not args.quiet,
-        semantickitti_dir=args.export_semantickitti,
-        preview_png=args.preview,
-    )
+    # Written under a temporary name, renamed at the end; --overwrite replaces only a
+    # previous `ws3d sim` output.
+    with atomic_output_dir(out, "sim", overwrite=args.overwrite) as tmp:
+        write_bag(
+            config,
+            tmp,
+            progress=not args.quiet,
+            semantickitti_dir=args.export_semantickitti,
+            preview_png=args.preview,
+        )
+    path = out
     dt = time.perf_counter() - t0
     print(
         f"wrote {config.frames} frames ({config.preset}, {config.cameras} camera(s), "

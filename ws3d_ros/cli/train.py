@@ -3,7 +3,8 @@
 Builds a sharded frame cache of the bags once (points, lifted CLIP teacher features,
 labels), then trains with the losses the config enables; writes RUN_DIR/model.pt (what
 `ws3d infer`, `ws3d eval` and `ws3d export` take), RUN_DIR/last.pt (for --resume),
-TensorBoard scalars in RUN_DIR/tb and RUN_DIR/curves.png. Runs under
+TensorBoard scalars in RUN_DIR/tb and RUN_DIR/curves.png. An existing run directory is
+refused unless --resume (continue it) or --force (start over). Runs under
 `torchrun --nproc_per_node=K` with DistributedDataParallel (disjoint cache shards).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 EPILOG = """\
@@ -44,6 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bags", nargs="+", type=Path, required=True, help="rosbag2 dirs")
     parser.add_argument("--out", type=Path, required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="start over in an existing run directory (only one `ws3d train` created)",
+    )
     parser.add_argument("--steps", type=int, help="override train.steps")
     parser.add_argument("--seed", type=int, help="override train.seed")
     parser.add_argument("--val-bags", nargs="*", type=Path, help="bags held out for validation")
@@ -159,9 +166,20 @@ def _names(text: str | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     from training.config import TrainConfig
     from training.trainer import train
+    from ws3d_ros.output_dirs import prepare_run_dir
 
     cfg = TrainConfig.from_yaml(args.config).with_overrides(overrides_from_args(args))
     bags = list(args.bags) + [b for b in (args.val_bags or []) if b not in args.bags]
+    # An existing run is continued (--resume) or replaced (--force, only a marked run
+    # directory), never silently overwritten; torchrun's other ranks leave it to rank 0.
+    if int(os.environ.get("RANK", "0")) == 0:
+        prepare_run_dir(
+            args.out,
+            "train",
+            inputs=[*bags, args.label_sidecars],
+            resume=args.resume,
+            force=args.force,
+        )
     if int(cfg.raw["otoc"]["rounds"]) > 0:
         return _run_otoc(cfg, bags, args)
     result = train(
