@@ -221,7 +221,10 @@ class Pipeline:
         if mode not in MODES:
             raise Ws3dError(f"mode must be one of {MODES}, found {mode!r}")
         if self.frame_path == "device":
-            return self._call_device(frame, mode, state)
+            import torch
+
+            with torch.inference_mode():
+                return self._call_device(frame, mode, state)
         return self._call_numpy(frame, mode, state)
 
     def _call_numpy(self, frame: Frame, mode: str, state: _VocabState) -> PanopticResult:
