@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from ws3d_ros.errors import Ws3dError
 from ws3d_ros.sync import (
+    STAMP_AHEAD,
+    STAMP_BEHIND,
     ApproximateTimeSynchronizer,
     MatchedSet,
     PivotSynchronizer,
@@ -596,3 +598,102 @@ def test_silent_camera_is_missing_in_every_set(
     assert all(s.missing == ("dead",) for s in sets)
     assert [s.item("cam") for s in sets] == list(range(n_pivots))
     assert sync.missing == Counter(dead=n_pivots)
+
+
+# -- outlier stamps: dropped and counted without moving the stream's clock ------------------
+S = 1_000_000_000
+
+
+def _drive(sync: PivotSynchronizer, events: list[tuple[str, int]], period: int = 100 * MS):
+    """Feed (stream, stamp) events at 1 ms intervals of arrival; return every set (flushed)."""
+    sets: list[MatchedSet] = []
+    for k, (name, stamp) in enumerate(events):
+        sets += sync.add(name, stamp, (name, stamp), now_ns=k * MS)
+    return sets + sync.flush()
+
+
+def _rig(n: int, bad: dict[int, int], period: int = 100 * MS) -> list[tuple[str, int]]:
+    """n sweeps with an image each; image k replaced by a stamp of ``bad[k]``."""
+    events = []
+    for k in range(n):
+        events.append(("lidar", k * period))
+        events.append(("cam0", bad.get(k, k * period)))
+    return events
+
+
+def test_future_image_does_not_stall_fusion() -> None:
+    # The +1000 s image of issue 20: without the check every later image is out_of_order.
+    names = ["lidar", "cam0"]
+    events = _rig(10, {3: 1000 * S})
+    old = PivotSynchronizer(names, "lidar", slop_ns=20 * MS, timeout_ns=50 * MS,
+                            max_ahead_ns=None)  # fmt: skip
+    assert sum(s.complete for s in _drive(old, events)) == 3  # the failure mode, reproduced
+    sync = PivotSynchronizer(names, "lidar", slop_ns=20 * MS, timeout_ns=50 * MS)
+    sets = _drive(sync, events)
+    assert [s.missing for s in sets] == [()] * 3 + [("cam0",)] + [()] * 6  # fusion recovers
+    assert sync.drops == Counter({STAMP_AHEAD: 1})
+    assert sync.dropped_per_stream["cam0"] == Counter({STAMP_AHEAD: 1})
+    assert sync.stats()["drops"] == {STAMP_AHEAD: 1}  # what the node's diagnostics mirror
+
+
+def test_image_far_behind_is_counted_and_harmless() -> None:
+    sync = PivotSynchronizer(["lidar", "cam0"], "lidar", slop_ns=20 * MS, timeout_ns=50 * MS,
+                             max_behind_ns=1 * S)  # fmt: skip
+    sets = _drive(sync, _rig(6, {2: 0}, period=1 * S))  # an unset clock: stamp 0
+    assert sum(s.complete for s in sets) == 5 and sets[2].missing == ("cam0",)
+    assert sync.drops == Counter({STAMP_BEHIND: 1})
+
+
+def test_future_sweep_is_dropped_and_a_real_jump_is_followed() -> None:
+    sync = PivotSynchronizer(["lidar"], "lidar", slop_ns=0, timeout_ns=0)
+    stamps = [0, 100 * MS, 1000 * S, 200 * MS, 300 * MS]
+    sets = _drive(sync, [("lidar", s) for s in stamps])
+    assert [s.pivot_stamp_ns for s in sets] == [0, 100 * MS, 200 * MS, 300 * MS]
+    assert sync.drops == Counter({STAMP_AHEAD: 1})
+    # A pause longer than max_ahead: the first sweep after it is held back, the second
+    # agrees with it and the clock moves on (one sweep lost per pause).
+    sync = PivotSynchronizer(["lidar"], "lidar", slop_ns=0, timeout_ns=0, max_ahead_ns=2 * S)
+    stamps = [0, 100 * MS, 60 * S, 60 * S + 100 * MS, 60 * S + 200 * MS]
+    sets = _drive(sync, [("lidar", s) for s in stamps])
+    assert [s.pivot_stamp_ns for s in sets] == [0, 100 * MS, 60 * S + 100 * MS, 60 * S + 200 * MS]
+    assert sync.drops == Counter({STAMP_AHEAD: 1})
+    sync = PivotSynchronizer(["lidar"], "lidar", slop_ns=0, timeout_ns=0, max_behind_ns=1 * S)
+    stamps = [5 * S, 5 * S + 1, 0, 4 * S + 500 * MS, 6 * S]
+    assert [s.pivot_stamp_ns for s in _drive(sync, [("lidar", s) for s in stamps])] == [
+        5 * S, 5 * S + 1, 6 * S]  # fmt: skip
+    assert sync.drops == Counter({STAMP_BEHIND: 1, "out_of_order": 1})
+
+
+def test_future_image_before_the_first_sweep_is_purged() -> None:
+    sync = PivotSynchronizer(["lidar", "cam0"], "lidar", slop_ns=20 * MS, timeout_ns=50 * MS)
+    events = [("cam0", 1000 * S), *_rig(4, {})]
+    sets = _drive(sync, events)
+    assert all(s.complete for s in sets) and len(sets) == 4
+    assert sync.drops == Counter({STAMP_AHEAD: 1})
+
+
+def test_outlier_limits_are_checked() -> None:
+    with pytest.raises(SyncError, match="max_ahead_ns"):
+        PivotSynchronizer(["lidar"], "lidar", slop_ns=0, timeout_ns=0, max_ahead_ns=-1)
+    with pytest.raises(SyncError, match="max_behind_ns"):
+        PivotSynchronizer(["lidar"], "lidar", slop_ns=0, timeout_ns=0, max_behind_ns=1.5)
+
+
+@PROPERTY
+@given(
+    bad=st.dictionaries(
+        st.integers(0, 19),
+        st.sampled_from([1000 * S, -1000 * S, 0, 7 * S, 10**18]),
+        max_size=6,
+    )
+)
+def test_outlier_images_never_cost_a_sane_pair(bad: dict[int, int]) -> None:
+    base = 10_000 * S
+    events = [(n, base + s if n == "lidar" or k // 2 not in bad else s)
+              for k, (n, s) in enumerate(_rig(20, bad))]  # fmt: skip
+    sync = PivotSynchronizer(["lidar", "cam0"], "lidar", slop_ns=20 * MS, timeout_ns=50 * MS)
+    sets = _drive(sync, events)
+    assert len(sets) == 20
+    assert [k for k, s in enumerate(sets) if not s.complete] == sorted(bad)
+    assert sum(sync.drops.values()) == len(bad)
+    assert set(sync.drops) <= {STAMP_AHEAD, STAMP_BEHIND}

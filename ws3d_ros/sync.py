@@ -32,11 +32,21 @@ from dataclasses import dataclass
 from ws3d_ros.errors import Ws3dError
 
 __all__ = [
+    "DEFAULT_MAX_AHEAD_NS",
+    "DEFAULT_MAX_BEHIND_NS",
+    "STAMP_AHEAD",
+    "STAMP_BEHIND",
     "ApproximateTimeSynchronizer",
     "MatchedSet",
     "PivotSynchronizer",
     "SyncError",
 ]
+
+# PivotSynchronizer drop reasons for outlier stamps, and the default limits.
+STAMP_AHEAD = "stamp_ahead"
+STAMP_BEHIND = "stamp_behind"
+DEFAULT_MAX_AHEAD_NS = 5_000_000_000
+DEFAULT_MAX_BEHIND_NS = 5_000_000_000
 
 _log = logging.getLogger(__name__)
 
@@ -503,7 +513,24 @@ class PivotSynchronizer:
     are held).
 
     A pivot is never dropped, whatever the other streams do, except when its
-    own stamp goes back in time (``drops["out_of_order"]``).
+    own stamp goes back in time (``drops["out_of_order"]``) or is an outlier (below).
+
+    Outlier stamps (``max_ahead_ns`` / ``max_behind_ns``, default 5 s each, ``None``
+    turns a check off) are dropped and counted without moving the stream's clock, so
+    one bad stamp cannot stall a stream (e.g. an image stamped +1000 s would otherwise
+    make every later image ``out_of_order``):
+    - the pivot's clock is its last accepted stamp (key); the others are checked
+      against it: a message whose key is more than ``max_ahead_ns`` after it is
+      ``stamp_ahead``, more than ``max_behind_ns`` before it ``stamp_behind``;
+    - a pivot more than ``max_ahead_ns`` after its own clock is ``stamp_ahead``, unless
+      the pivot before it was dropped that way too and this one is within
+      ``max_ahead_ns`` after that one (two sweeps agree: the clock really moved on, e.g.
+      after a pause), then it is taken; one more than ``max_behind_ns`` before is
+      ``stamp_behind`` (a smaller step back stays ``out_of_order``);
+    - a message taken before the first pivot (nothing to check it against) that turns
+      out to be ahead of the first pivots is dropped then (``stamp_ahead``), and its
+      stream's order restarts from what is left.
+    Drop-reason names: :data:`STAMP_AHEAD`, :data:`STAMP_BEHIND`.
 
     Drop reasons for non-pivot messages: ``late`` (arrived inside the window of
     an already emitted pivot — or at/before a message already used on its
@@ -511,7 +538,8 @@ class PivotSynchronizer:
     pivot took it: not the nearest, or outside every pivot window),
     ``queue_overflow`` (more than ``queue_size`` messages held on one stream;
     the oldest went), ``out_of_order`` (stamp earlier than the previous one on that stream),
-    ``reset`` (held when :meth:`reset` was called).
+    ``stamp_ahead`` / ``stamp_behind`` (outliers, above), ``reset`` (held when
+    :meth:`reset` was called).
     Accounting: per stream, used + dropped + held == messages given to ``add``.
     """
 
@@ -524,6 +552,8 @@ class PivotSynchronizer:
         timeout_ns: int,
         queue_size: int = 10,
         offsets_ns: Mapping[str, int] | None = None,
+        max_ahead_ns: int | None = DEFAULT_MAX_AHEAD_NS,
+        max_behind_ns: int | None = DEFAULT_MAX_BEHIND_NS,
     ) -> None:
         names = tuple(names)
         self.names = _check_names(names, len(names))
@@ -542,6 +572,12 @@ class PivotSynchronizer:
         if unknown:
             raise SyncError(f"offsets_ns names unknown streams {unknown}; streams are {self.names}")
         self._offsets = [_as_ns(offsets.get(n, 0), f"offsets_ns[{n!r}]") for n in self.names]
+        self.max_ahead_ns = (
+            None if max_ahead_ns is None else _check_non_negative(max_ahead_ns, "max_ahead_ns")
+        )
+        self.max_behind_ns = (
+            None if max_behind_ns is None else _check_non_negative(max_behind_ns, "max_behind_ns")
+        )
         self._index_of = {name: i for i, name in enumerate(self.names)}
         self._pivot_index = self._index_of[pivot]
         self._others = [i for i in range(len(self.names)) if i != self._pivot_index]
@@ -562,15 +598,21 @@ class PivotSynchronizer:
         stamp = _as_ns(stamp_ns, "stamp_ns")
         now = _as_ns(now_ns, "now_ns")
         self._received[i] += 1
+        key = stamp + self._offsets[i]
+        outlier = self._outlier_reason(i, key)
+        if outlier is not None:
+            self._drop(i, outlier)
+            return self._drain(now)
         last = self._last_stamp[i]
         if last is not None and stamp < last:
             self._drop(i, "out_of_order")
             return self._drain(now)
         self._last_stamp[i] = stamp
-        key = stamp + self._offsets[i]
         if i == self._pivot_index:
             self._pending.append(_Pending(stamp, key, item, now))
             self._last_pivot_key = key
+            self._pivot_jump = None
+            self._purge_ahead(key)
         else:
             reason = self._unusable_reason(i, key)
             if reason is not None:
@@ -650,6 +692,7 @@ class PivotSynchronizer:
         self._floor: list[int | None] = [None] * n  # key of the last used message per stream
         self._last_pivot_key: int | None = None
         self._last_emitted_key: int | None = None
+        self._pivot_jump: int | None = None  # key of the last pivot dropped as stamp_ahead
 
     def _stream_index(self, name: str) -> int:
         try:
@@ -660,6 +703,39 @@ class PivotSynchronizer:
     def _drop(self, i: int, reason: str) -> None:
         self.drops[reason] += 1
         self._drops_by_stream[i][reason] += 1
+
+    def _outlier_reason(self, i: int, key: int) -> str | None:
+        """``stamp_ahead`` / ``stamp_behind`` for a message far from the pivot's clock."""
+        clock = self._last_pivot_key
+        if clock is None:
+            return None
+        ahead, behind = self.max_ahead_ns, self.max_behind_ns
+        if behind is not None and key < clock - behind:
+            return STAMP_BEHIND
+        if ahead is None or key <= clock + ahead:
+            return None
+        if i == self._pivot_index:
+            jump = self._pivot_jump
+            if jump is not None and jump <= key <= jump + ahead:
+                return None  # two sweeps agree: the clock moved on
+            self._pivot_jump = key
+        return STAMP_AHEAD
+
+    def _purge_ahead(self, clock: int) -> None:
+        """Drop messages taken before any pivot could check them that are far ahead of it."""
+        if self.max_ahead_ns is None:
+            return
+        limit = clock + self.max_ahead_ns
+        for i in self._others:
+            last = self._last_stamp[i]
+            if last is None or last + self._offsets[i] <= limit:
+                continue
+            buf = self._buffers[i]
+            kept = deque(m for m in buf if m.key <= limit)
+            for _ in range(len(buf) - len(kept)):
+                self._drop(i, STAMP_AHEAD)
+            self._buffers[i] = kept
+            self._last_stamp[i] = kept[-1].stamp if kept else None
 
     def _discard(self, i: int, msg: _Msg) -> None:
         self._drop(i, "late" if msg.late else "unmatched")
