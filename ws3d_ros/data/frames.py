@@ -35,7 +35,7 @@ import numpy as np
 
 from ws3d_ros.data.bag import BagReader, TopicInfo
 from ws3d_ros.data.frame import CameraView, Frame
-from ws3d_ros.errors import BagError, CalibrationError, Ws3dError
+from ws3d_ros.errors import BagError, CalibrationError, MessageFormatError, Ws3dError
 from ws3d_ros.geometry.camera import CameraModel
 from ws3d_ros.geometry.extrinsics import Transform
 from ws3d_ros.geometry.tf_tree import TransformTree
@@ -400,6 +400,7 @@ def assemble_frame(
     decode_images: bool = True,
     reject_unusable: bool = False,
     skip_uncalibrated: bool = False,
+    check_image_size: bool = False,
     index: int = 0,
     source: str = "",
 ) -> Frame | None:
@@ -413,13 +414,19 @@ def assemble_frame(
     camera_frame, lidar_frame)`` gives ``T_cam_from_lidar``. A camera without a model
     (or, with ``skip_uncalibrated``, without extrinsics: ``no_extrinsics``) has no view;
     a camera whose image is missing or undecodable (``bad_image``) has a view with
-    ``image=None``; both count in ``stats.missing_images``. Returns ``None`` (counted in
-    ``stats.dropped``) when the cloud cannot be decoded (``bad_cloud``) or, with
+    ``image=None``; both count in ``stats.missing_images``. So does an image with no
+    pixels (``empty_image``) and, with ``check_image_size``, an image whose size differs
+    from its camera_info's (``image_size_mismatch``: its pixels would be read at the wrong
+    places). Returns ``None`` (counted in ``stats.dropped``) when the cloud cannot be
+    decoded or lacks an ``x``, ``y`` or ``z`` field (``bad_cloud``) or, with
     ``reject_unusable``, has no usable point (:func:`cloud_problem`).
     """
     cloud_msg = items["points"]
     try:
         points = cloud_to_array(cloud_msg).reshape(-1)
+        absent = [f for f in ("x", "y", "z") if f not in (points.dtype.names or ())]
+        if absent:
+            raise MessageFormatError(f"the cloud has no field {', '.join(absent)}")
     except Ws3dError as exc:
         stats.dropped["bad_cloud"] += 1
         log.warning("sweep at %s skipped: %s", stamps.get("points"), exc)
@@ -461,6 +468,26 @@ def assemble_frame(
                 log.warning("camera %s image skipped: %s", name, exc)
         elif msg is not None:
             image = np.empty((0, 0, 3), np.uint8)
+        if image is not None and decode_images and image.size == 0:
+            stats.dropped["empty_image"] += 1
+            log.warning("camera %s image skipped: it has no pixels", name)
+            image = None
+        if (
+            image is not None
+            and check_image_size
+            and model.width > 0
+            and image.shape[:2] != (model.height, model.width)
+        ):
+            stats.dropped["image_size_mismatch"] += 1
+            log.warning(
+                "camera %s image skipped: %dx%d pixels, its camera_info says %dx%d",
+                name,
+                image.shape[1],
+                image.shape[0],
+                model.width,
+                model.height,
+            )
+            image = None
         if image is None:
             stats.missing_images[name] += 1
         views.append(CameraView(name, model, T, image, stamps.get(name)))

@@ -12,10 +12,15 @@ Contract:
   ``end_to_end`` = receipt of the sweep to publish)
   and static facts (backend, mode, vocabulary). It is fed from several threads and
   locks internally.
+- :class:`StampGaps` estimates messages lost before the node saw them (DDS under load,
+  best-effort QoS) from each input's header stamps: a stamp step longer than 1.5 times
+  the topic's typical period (median of recent steps) counts the missing periods.
 - :meth:`NodeDiagnostics.report` returns ``(level, message, [(key, value), ...])`` with
   level 0 OK, 1 WARN (no output for a while with input arriving, recent drops of bad
-  input or errors), 2 ERROR (the pipeline failed on the last frame); values are strings,
-  ready for ``diagnostic_msgs/KeyValue``.
+  input, more than ``lidar_only_warn`` of the sweeps of the last ``window_s`` labelled
+  without a camera's image — back to OK when the share falls), 2 ERROR (the pipeline
+  failed on the last frame); values are strings, ready for ``diagnostic_msgs/KeyValue``.
+  ``last_error`` is reported for ``error_ttl_s`` after it happened, then ages out.
 - :class:`ThrottleFilter` rate-limits a :mod:`logging` logger per message template.
 """
 
@@ -85,13 +90,55 @@ class LatencyStats:
         return out
 
 
+class StampGaps:
+    """Missing messages per topic, estimated from header stamps (module docstring)."""
+
+    def __init__(self, history: int = 32) -> None:
+        self._last: dict[str, int] = {}
+        self._steps: dict[str, deque[int]] = {}
+        self.history = history
+        self.gaps: Counter[str] = Counter()
+
+    def add(self, topic: str, stamp_ns: int) -> int:
+        """Record one stamp; returns the messages estimated missing before it."""
+        last = self._last.get(topic)
+        self._last[topic] = stamp_ns
+        if last is None or stamp_ns <= last:
+            if last is not None and stamp_ns < last:
+                self._steps.pop(topic, None)  # time went back (bag loop): start over
+            return 0
+        step = stamp_ns - last
+        steps = self._steps.setdefault(topic, deque(maxlen=self.history))
+        missing = 0
+        if len(steps) >= 4:
+            period = float(np.median(np.fromiter(steps, float)))
+            if period > 0 and step > 1.5 * period:
+                missing = max(0, round(step / period) - 1)
+                self.gaps[topic] += missing
+        if missing == 0:
+            steps.append(step)  # only regular steps teach the period
+        return missing
+
+
 class NodeDiagnostics:
     """Counters and meters of one node (see the module docstring)."""
 
-    def __init__(self, *, window_s: float = 5.0, stall_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        *,
+        window_s: float = 5.0,
+        stall_s: float = 3.0,
+        lidar_only_warn: float = 0.5,
+        error_ttl_s: float = 30.0,
+    ) -> None:
         self._lock = threading.Lock()
         self.window_s = window_s
         self.stall_s = stall_s
+        self.lidar_only_warn = lidar_only_warn
+        self.error_ttl_s = error_ttl_s
+        self.stamp_gaps = StampGaps()
+        self._frames: deque[tuple[float, tuple[str, ...]]] = deque()  # (time, cameras missing)
+        self._error_time: float | None = None
         self.inputs: dict[str, RateMeter] = {}
         self.output = RateMeter(window_s)
         self.drops: Counter[str] = Counter()
@@ -127,10 +174,31 @@ class NodeDiagnostics:
             for reason, n in counts.items():
                 self.drops[f"{prefix}.{reason}"] = int(n)
 
-    def missing_cameras(self, cameras: Iterable[str]) -> None:
+    def missing_cameras(self, cameras: Iterable[str], now: float | None = None) -> None:
+        """One labelled sweep and the cameras it went without (``()``: fully fused)."""
+        cams = tuple(cameras)
         with self._lock:
-            for cam in cameras:
+            for cam in cams:
                 self.lidar_only[cam] += 1
+            if now is not None:
+                self._frames.append((now, cams))
+                self._trim_frames(now)
+
+    def stamp(self, topic: str, stamp_ns: int) -> None:
+        """An input's header stamp, for the ``gaps.<topic>`` estimate."""
+        with self._lock:
+            self.stamp_gaps.add(topic, stamp_ns)
+
+    def _trim_frames(self, now: float) -> None:
+        while self._frames and now - self._frames[0][0] > self.window_s:
+            self._frames.popleft()
+
+    def lidar_only_share(self, now: float) -> tuple[float, int]:
+        """(share of the last ``window_s``'s sweeps labelled without some camera, sweeps)."""
+        with self._lock:
+            self._trim_frames(now)
+            n = len(self._frames)
+            return (sum(1 for _, c in self._frames if c) / n if n else 0.0), n
 
     def published(self, now: float, timings: Mapping[str, float]) -> None:
         with self._lock:
@@ -138,9 +206,10 @@ class NodeDiagnostics:
             self.latency.add(timings)
             self._error_frames = 0
 
-    def failed(self, message: str) -> None:
+    def failed(self, message: str, now: float | None = None) -> None:
         with self._lock:
             self.last_error = message
+            self._error_time = time.monotonic() if now is None else now
             self._error_frames += 1
 
     def set_info(self, **values: object) -> None:
@@ -163,16 +232,27 @@ class NodeDiagnostics:
                 kv.append((f"events.{name}", str(n)))
             for cam, n in sorted(self.lidar_only.items()):
                 kv.append((f"lidar_only_sweeps.{cam}", str(n)))
+            for topic, n in sorted(self.stamp_gaps.gaps.items()):
+                kv.append((f"gaps.{topic}", str(n)))
+            kv.append(("gaps.total", str(sum(self.stamp_gaps.gaps.values()))))
             for stage, s in sorted(self.latency.summary().items()):
                 for stat in ("median", "p95", "max"):
                     kv.append((f"latency_ms.{stage}.{stat}", f"{s[stat]:.1f}"))
-            if self.last_error:
-                kv.append(("last_error", self.last_error))
-            level, message = self._level(now)
+            if self.last_error and self._error_time is not None:
+                if now - self._error_time > self.error_ttl_s and not self._error_frames:
+                    self.last_error, self._error_time = "", None  # aged out
+                else:
+                    kv.append(("last_error", self.last_error))
+                    kv.append(("last_error_age_s", f"{max(0.0, now - self._error_time):.1f}"))
+            self._trim_frames(now)
+            n_frames = len(self._frames)
+            share = sum(1 for _, c in self._frames if c) / n_frames if n_frames else 0.0
+            kv.append(("lidar_only_share", f"{share:.2f}"))
+            level, message = self._level(now, share, n_frames)
             self._drops_seen = Counter(self.drops)
             return level, message, kv
 
-    def _level(self, now: float) -> tuple[int, str]:
+    def _level(self, now: float, lidar_only_share: float, n_frames: int) -> tuple[int, str]:
         if self._error_frames:
             return ERROR, f"inference failed: {self.last_error}"
         new = {
@@ -191,6 +271,12 @@ class NodeDiagnostics:
         if new:
             listed = ", ".join(f"{r} x{n}" for r, n in sorted(new.items()))
             return WARN, f"bad input dropped: {listed}"
+        if n_frames and lidar_only_share > self.lidar_only_warn:
+            cams = sorted({c for _, missing in self._frames for c in missing})
+            return WARN, (
+                f"{lidar_only_share:.0%} of the last {n_frames} sweeps labelled without "
+                f"images of {', '.join(cams)} (LiDAR-only)"
+            )
         if self.lidar_only and self.output.count:
             return OK, "running (some sweeps without images: see lidar_only_sweeps)"
         return OK, "running"

@@ -385,6 +385,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         read_only=True,
         range=(1, 16),
     ),
+    ParamSpec(
+        "max_points",
+        "integer",
+        1_000_000,
+        "Largest sweep (points) the node labels; a larger one is dropped before decoding "
+        "and counted (drops.input.too_many_points), so one oversized cloud cannot hold the "
+        "worker or the memory.",
+        range=(1, 100_000_000),
+    ),
     # -------------------------------------------------------------- outputs
     ParamSpec(
         "publish.overlay",

@@ -165,6 +165,12 @@ def load_pipeline(values: Mapping[str, Any]) -> Any:
     )
 
 
+def _one_line(exc: BaseException) -> str:
+    """The first line of an exception's text, without control characters (log safety)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:500]
+
+
 @dataclass
 class _Job:
     """One synchronised set on its way to the worker."""
@@ -522,6 +528,17 @@ class _PerceptionCore:
         stamp = self._stamp(msg, "points")
         if stamp is None or not self._active:
             return
+        self.diag.stamp("points", stamp)
+        try:
+            n_points = int(msg.width) * int(msg.height)
+        except (AttributeError, TypeError, ValueError):
+            n_points = 0  # the decoder says what is wrong (bad_cloud)
+        if n_points > int(self._values["max_points"]):
+            self._bad(
+                "too_many_points",
+                f"sweep of {n_points} points dropped: max_points is {self._values['max_points']}",
+            )
+            return
         with self._sync_lock:
             if self._last_sweep_ns is not None and stamp < self._last_sweep_ns:
                 self.diag.event("sync_reset")
@@ -541,6 +558,7 @@ class _PerceptionCore:
         stamp = self._stamp(msg, "image")
         if stamp is None or camera not in self._synced_cameras() or not self._active:
             return
+        self.diag.stamp(f"{camera}/image", stamp)
         with self._sync_lock:
             self._submit(self._sync.add(camera, stamp, msg, now))
 
@@ -619,6 +637,7 @@ class _PerceptionCore:
             self._frame_stats,
             reject_unusable=True,
             skip_uncalibrated=True,
+            check_image_size=True,
             index=self._index,
             source="ros",
         )
@@ -629,6 +648,11 @@ class _PerceptionCore:
         result = pipeline(frame, mode=self._mode)
         if not self._active or self._closing:
             return  # deactivated or shutting down while the frame ran: not published
+        # a sweep without a camera's image in fusion mode: counted, WARN when frequent
+        fused_mode = self._mode != "lidar_only" and bool(self.camera_names)
+        fused = {v.name for v in frame.views if v.image is not None}
+        missing = [c for c in self.camera_names if c not in fused] if fused_mode else []
+        self.diag.missing_cameras(missing, time.monotonic())
         stamp, frame_id = frame.stamp_ns, frame.frame_id
         self.pub_points.publish(
             panoptic_cloud(
@@ -664,7 +688,7 @@ class _PerceptionCore:
     def _on_worker_error(self, exc: BaseException, job: _Job | None) -> None:
         if self._closing or not self._active:
             return  # a frame cut short by shutdown or deactivation is not an error
-        self.diag.failed(f"{type(exc).__name__}: {exc}")
+        self.diag.failed(f"{type(exc).__name__}: {_one_line(exc)}")
         self.diag.drop("inference.error")
         self.get_logger().error(
             f"frame not labelled: {type(exc).__name__}: {exc}", throttle_duration_sec=_THROTTLE_S
