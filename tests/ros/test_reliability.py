@@ -309,3 +309,22 @@ def test_malformed_input_is_counted_and_the_next_sweep_labelled(
     if case.topic == "camera_info":
         # a refused camera_info keeps the previous calibration: still fused
         assert rig.node._camera_models["camera"] is not None
+
+
+def test_one_future_stamped_image_does_not_stop_fusion(rig: Rig, sim: SimMessages) -> None:
+    """An image stamped now + 1000 s is dropped (stamp_ahead); the next sane images fuse."""
+    before = rig.diagnostics()
+    ahead0 = int(before.get("drops.sync.stamp_ahead", 0))
+    lidar_only0 = int(before.get("lidar_only_sweeps.camera", 0))
+    stamp = _next_stamp(rig)
+    rig.pub_image.publish(sim.image(0, stamp + 1000 * 10**9))
+    rig.pub_points.publish(sim.cloud(0, stamp))
+    rig.wait_output(stamp)  # labelled, LiDAR-only for this sweep at most
+    stamps = [_next_stamp(rig) for _ in range(4)]
+    for s in stamps:
+        rig.send_frame(sim, 1, s)
+        rig.wait_output(s)
+    after = rig.diagnostics()
+    assert int(after.get("drops.sync.stamp_ahead", 0)) == ahead0 + 1
+    # at most the sweep that lost its image went without a camera; the next four fused
+    assert int(after.get("lidar_only_sweeps.camera", 0)) <= lidar_only0 + 1

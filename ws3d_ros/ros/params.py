@@ -368,6 +368,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         range=(1, 100),
     ),
     ParamSpec(
+        "sync.max_stamp_jump",
+        "double",
+        5.0,
+        "A message stamped more than this (s) ahead of or behind its sweep clock is "
+        "dropped and counted (drops.sync.stamp_ahead / stamp_behind) without moving its "
+        "stream's clock, so one wrongly stamped image cannot stop fusion; 0 turns the "
+        "check off.",
+        range=(0.0, 3600.0),
+    ),
+    ParamSpec(
         f"sync.time_offset.{CAMERA}",
         "double",
         0.0,

@@ -489,6 +489,7 @@ class _PerceptionCore:
 
     def _make_sync(self) -> PivotSynchronizer:
         v = self._values
+        jump = round(v["sync.max_stamp_jump"] * _NS) or None  # 0: no outlier check
         return PivotSynchronizer(
             ["points", *self._synced_cameras()],
             "points",
@@ -496,6 +497,8 @@ class _PerceptionCore:
             timeout_ns=round(v["sync.timeout"] * _NS),
             queue_size=int(v["sync.queue_size"]),
             offsets_ns={c: round(v[f"sync.time_offset.{c}"] * _NS) for c in self._synced_cameras()},
+            max_ahead_ns=jump,
+            max_behind_ns=jump,
         )
 
     def _rebuild_sync(self) -> None:
