@@ -50,7 +50,7 @@ def components_t(cells: Tensor) -> Tensor:
     for axis in range(2, -1, -1):
         w[axis] = w[axis + 1] * span[axis + 1]
     keys = (c * w).sum(dim=1)
-    deltas = torch.as_tensor(SUBM_OFFSETS[:13], device=dev) @ w[1:]
+    deltas = (torch.as_tensor(SUBM_OFFSETS[:13], device=dev) * w[1:]).sum(1)
     query = (deltas[:, None] + keys[None, :]).reshape(-1)
     pos = torch.searchsorted(keys, query).clamp_(max=m - 1)
     hit = keys[pos] == query

@@ -37,7 +37,9 @@ def subm_table_t(coords: Tensor) -> Tensor:
     c = coords.long() + 1  # one cell of room each side: an offset never wraps a row
     w = _weights(c.max(dim=0).values + 2)
     keys = (c * w).sum(dim=1)
-    deltas = torch.as_tensor(SUBM_OFFSETS[:_CENTER], device=dev) @ w  # (13,)
+    deltas = (torch.as_tensor(SUBM_OFFSETS[:_CENTER], device=dev) * w).sum(
+        1
+    )  # no int matmul on CUDA
     query = (deltas[:, None] + keys[None, :]).reshape(-1)  # 13 sorted runs
     pos = torch.searchsorted(keys, query).clamp_(max=m - 1)
     hit = keys[pos] == query
