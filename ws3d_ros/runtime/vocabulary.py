@@ -1,9 +1,21 @@
 """The open vocabulary: class names the user asks for, with ids that never move.
 
 Contract:
+- :func:`validate_vocabulary` is the one check of a requested vocabulary, used by
+  :meth:`Vocabulary.update` (so the pipeline's worker) and by the node's parameter
+  callback alike, so a parameter change that is accepted is also applied. It refuses,
+  with :class:`VocabularyError` saying why: a non-list, a non-string or empty name,
+  duplicates, more than :data:`MAX_ACTIVE_CLASSES` classes, a name longer than
+  :data:`MAX_NAME_LENGTH` characters, any control/format character (ESC, newline,
+  bidi overrides: Unicode category C) in a name or template, ``thing_classes`` not a
+  subset of ``classes``, a template without exactly one ``{}``, more than
+  :data:`MAX_TEMPLATES` templates or one longer than :data:`MAX_TEMPLATE_LENGTH`.
+  Names are whitespace-normalised (runs of spaces become one).
+- Bounded cost: a change encodes at most ``MAX_ACTIVE_CLASSES x MAX_TEMPLATES`` prompts
+  of bounded length (the text encoder runs one tower call per *new* name; names seen
+  before come from its cache), so no parameter value can stall inference for long.
 - :meth:`Vocabulary.update` takes the requested class names, which of them are things
-  (have instances) and the prompt templates, validates them (non-empty unique names,
-  ``thing_classes`` a subset of ``classes``, every template holds one ``{}``) and raises
+  (have instances) and the prompt templates, validates them as above and raises
   :class:`VocabularyError` with the reason otherwise, leaving the vocabulary unchanged.
 - A name keeps its class id for the lifetime of the object: adding a class never
   renumbers the others, and a removed class keeps its id reserved, so re-adding it
@@ -22,6 +34,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,7 +43,11 @@ import numpy as np
 from ws3d_ros.errors import Ws3dError
 
 UNKNOWN = 65535
-MAX_CLASSES = 65535  # ids 0..65534; 65535 is "unknown"
+MAX_CLASSES = 65535  # ids 0..65534 over a vocabulary's life; 65535 is "unknown"
+MAX_ACTIVE_CLASSES = 1024  # classes in use at once (bounds the cost of one change)
+MAX_NAME_LENGTH = 80  # characters of a class name (CLIP reads 77 tokens per prompt)
+MAX_TEMPLATES = 32
+MAX_TEMPLATE_LENGTH = 200
 
 DEFAULT_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
@@ -91,16 +108,36 @@ def color_for(name: str) -> tuple[int, int, int]:
     return (round(r * 255), round(g * 255), round(b * 255))
 
 
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` safe for a log line: repr (escapes control characters), shortened."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _check_characters(text: str, what: str) -> None:
+    for ch in text:
+        if unicodedata.category(ch).startswith("C"):
+            raise VocabularyError(
+                f"{what} {_shown(text)} holds the control character U+{ord(ch):04X}"
+            )
+
+
 def _clean_names(values: Iterable[object], what: str) -> list[str]:
-    if isinstance(values, str):
-        raise VocabularyError(f"{what} must be a list of names, found the string {values!r}")
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise VocabularyError(f"{what} must be a list of names, found {_shown(str(values))}")
     names = []
-    for v in values:
+    for k, v in enumerate(values):
+        if k >= MAX_ACTIVE_CLASSES:
+            raise VocabularyError(f"{what} holds more than {MAX_ACTIVE_CLASSES} names")
         if not isinstance(v, str):
-            raise VocabularyError(f"{what} must hold strings, found {v!r}")
+            raise VocabularyError(f"{what} must hold strings, found {_shown(repr(v))}")
+        _check_characters(v, f"{what}: name")
         name = " ".join(v.split())
         if not name:
             raise VocabularyError(f"{what} holds an empty name")
+        if len(name) > MAX_NAME_LENGTH:
+            raise VocabularyError(
+                f"{what}: name {_shown(name)} is longer than {MAX_NAME_LENGTH} characters"
+            )
         names.append(name)
     seen: set[str] = set()
     dupes = sorted({n for n in names if n in seen or seen.add(n)})
@@ -114,11 +151,19 @@ def validate_templates(templates: Sequence[str]) -> tuple[str, ...]:
     if isinstance(templates, str):
         templates = [templates]
     out = []
-    for t in templates:
+    for k, t in enumerate(templates):
+        if k >= MAX_TEMPLATES:
+            raise VocabularyError(f"prompt_templates holds more than {MAX_TEMPLATES} templates")
         if not isinstance(t, str) or t.count("{}") != 1:
             raise VocabularyError(
-                f"prompt template {t!r} must contain exactly one '{{}}' for the class name"
+                f"prompt template {_shown(repr(t))} must contain exactly one '{{}}' for the "
+                "class name"
             )
+        if len(t) > MAX_TEMPLATE_LENGTH:
+            raise VocabularyError(
+                f"prompt template {_shown(t)} is longer than {MAX_TEMPLATE_LENGTH} characters"
+            )
+        _check_characters(t, "prompt template")
         try:
             t.format("x")
         except (IndexError, KeyError, ValueError) as exc:
@@ -127,6 +172,28 @@ def validate_templates(templates: Sequence[str]) -> tuple[str, ...]:
     if not out:
         raise VocabularyError("prompt_templates must not be empty")
     return tuple(out)
+
+
+def validate_vocabulary(
+    classes: Sequence[str],
+    thing_classes: Sequence[str] = (),
+    templates: Sequence[str] | None = None,
+) -> tuple[list[str], list[str], tuple[str, ...] | None]:
+    """The checked, whitespace-normalised ``(classes, thing_classes, templates)``
+    (``templates`` stays ``None`` when not given); :class:`VocabularyError` otherwise.
+
+    No state: the node's parameter callback calls it to refuse exactly what
+    :meth:`Vocabulary.update` would refuse (see the module docstring).
+    """
+    names = _clean_names(classes, "classes")
+    if not names:
+        raise VocabularyError("classes must not be empty")
+    things = _clean_names(thing_classes, "thing_classes")
+    unknown = sorted(set(things) - set(names))
+    if unknown:
+        shown = unknown if len(unknown) <= 5 else [*unknown[:5], "..."]
+        raise VocabularyError(f"thing_classes {shown} are not in classes")
+    return names, things, None if templates is None else validate_templates(templates)
 
 
 @dataclass
@@ -155,14 +222,9 @@ class Vocabulary:
         templates: Sequence[str] | None = None,
     ) -> VocabularyChange:
         """Replace the active classes (validated first; nothing changes on error)."""
-        names = _clean_names(classes, "classes")
-        if not names:
-            raise VocabularyError("classes must not be empty")
-        things = set(_clean_names(thing_classes, "thing_classes"))
-        unknown = sorted(things - set(names))
-        if unknown:
-            raise VocabularyError(f"thing_classes {unknown} are not in classes {names}")
-        new_templates = self.templates if templates is None else validate_templates(templates)
+        names, thing_list, checked = validate_vocabulary(classes, thing_classes, templates)
+        things = set(thing_list)
+        new_templates = self.templates if checked is None else checked
         new_names = [n for n in names if n not in self._ids]
         if len(self._ids) + len(new_names) > MAX_CLASSES:
             raise VocabularyError(f"at most {MAX_CLASSES} class names over a vocabulary's life")

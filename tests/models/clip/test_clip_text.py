@@ -114,3 +114,39 @@ def test_empty_vocabulary(clip: tuple) -> None:
 def test_bad_input(clip: tuple, names: object, templates: object, match: str) -> None:
     with pytest.raises(ClipInputError, match=match):
         TextEncoder(*clip).encode(names, templates)  # type: ignore[arg-type]
+
+
+class _CountingLock:
+    """An RLock that counts how often it is taken (outermost acquisitions)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.RLock()
+        self.taken = 0
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._depth += 1
+        if self._depth == 1:
+            self.taken += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        self._lock.release()
+
+
+def test_large_vocabulary_is_encoded_in_chunks(clip: tuple) -> None:
+    names = [f"class {i}" for i in range(70)]
+    whole = TextEncoder(*clip, chunk_size=1000)
+    chunked = TextEncoder(*clip, chunk_size=32)
+    chunked._lock = lock = _CountingLock()
+    got = chunked.encode(names, TEMPLATES)
+    assert lock.taken == 3  # 32 + 32 + 6 names: the lock is let go between chunks
+    assert chunked.tower_calls == 70  # one tower call per new name
+    torch.testing.assert_close(got, whole.encode(names, TEMPLATES), atol=0, rtol=0)
+    chunked.encode(names[:40], TEMPLATES)
+    assert chunked.tower_calls == 70  # cached names cost nothing
+    with pytest.raises(ClipInputError, match="chunk_size"):
+        TextEncoder(*clip, chunk_size=0)

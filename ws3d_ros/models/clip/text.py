@@ -16,7 +16,10 @@ causal text towers with EOT pooling (OpenAI / LAION CLIP) the padding after
 the prompts' last EOT token is cut before the tower: same features (the EOT
 token never attends to later positions), several times less work.
 
-Thread-safe (one lock around the cache). Templates must use the name
+Thread-safe (one lock around the cache, held per chunk of ``chunk_size`` names, so a
+large vocabulary never holds it for long). Cost of one call: one tower call of
+``len(templates)`` prompts per name not cached, nothing for the others; the vocabulary
+limits (:mod:`ws3d_ros.runtime.vocabulary`) bound it. Templates must use the name
 (``"a photo of a {}."``); class names must be non-empty. Bad input raises
 :class:`~ws3d_ros.models.clip.errors.ClipInputError` before anything is encoded.
 """
@@ -62,6 +65,7 @@ class TextEncoder:
         tokenizer: its tokenizer (``tokenizer(list_of_str) -> LongTensor``).
         device: where the text tower runs; default: the model's parameters' device.
         max_cache: most ``(name, templates)`` entries kept (least recently used go first).
+        chunk_size: names encoded per hold of the lock (one tower call per new name).
 
     Counters ``tower_calls`` and ``prompts_encoded`` say how much work the
     tower did (diagnostics, tests).
@@ -74,7 +78,11 @@ class TextEncoder:
         *,
         device: str | torch.device | None = None,
         max_cache: int = 16384,
+        chunk_size: int = 32,
     ) -> None:
+        if int(chunk_size) < 1:
+            raise ClipInputError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.chunk_size = int(chunk_size)
         self.model = model
         self.tokenizer = tokenizer
         self.device = (
@@ -153,18 +161,22 @@ class TextEncoder:
             if not isinstance(name, str) or not name.strip():
                 raise ClipInputError(f"class names must be non-empty strings, got {name!r}")
         rows: list[torch.Tensor] = []
-        with self._lock:
-            for name in class_names:
-                key = (name, tmpl)
-                emb = self._cache.get(key)
-                if emb is None:
-                    emb = self._encode_name(name, tmpl)
-                    self._cache[key] = emb
-                    while len(self._cache) > self.max_cache:
-                        self._cache.popitem(last=False)
-                else:
-                    self._cache.move_to_end(key)
-                rows.append(emb)
+        names = list(class_names)
+        # The lock is held per chunk of names, not for the whole vocabulary: another
+        # thread's encode (e.g. a small vocabulary check) waits at most one chunk.
+        for start in range(0, len(names), self.chunk_size):
+            with self._lock:
+                for name in names[start : start + self.chunk_size]:
+                    key = (name, tmpl)
+                    emb = self._cache.get(key)
+                    if emb is None:
+                        emb = self._encode_name(name, tmpl)
+                        self._cache[key] = emb
+                        while len(self._cache) > self.max_cache:
+                            self._cache.popitem(last=False)
+                    else:
+                        self._cache.move_to_end(key)
+                    rows.append(emb)
         if not rows:
             return torch.zeros(0, self.dim, dtype=torch.float32)
         return torch.stack(rows).clone()
