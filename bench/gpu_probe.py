@@ -162,6 +162,26 @@ def vocabulary_change_ms(pipe: Any, classes: list[str], things: list[str]) -> fl
     return statistics.median(times)
 
 
+def profile_frame(pipe: Any, frame: Any, mode: str) -> str:
+    """The ops of one frame by total CPU time (where launch overhead shows) and GPU time."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if pipe.device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    pipe(frame, mode=mode)
+    with profile(activities=activities) as prof:
+        pipe(frame, mode=mode)
+        if pipe.device.type == "cuda":
+            torch.cuda.synchronize()
+    table = prof.key_averages().table(
+        sort_by="cpu_time_total", row_limit=25, max_name_column_width=40
+    )
+    n_ops = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+    return f"aten op calls in one frame: {n_ops}\n{table}"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     head = " | ".join(f"{r['cameras']} cam {r['mode']} {r['precision']}" for r in rows)
     lines = [f"| median ms | {head} |", "|---|" + "---:|" * len(rows)]
@@ -185,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=20, help="timed frames per configuration")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--sweeps", type=int, default=2, help="distinct simulated sweeps")
+    parser.add_argument(
+        "--profile", action="store_true", help="torch.profiler op table of one frame per mode"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -226,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
                         f"p95 {row['p95']:.1f} ms, labels = first precision "
                         f"{100 * row['agree_fp32']:.2f} %",
                         flush=True,
+                    )
+            if args.profile:
+                for mode in args.modes.split(","):
+                    (args.out / f"profile_{mode}_{precision}.txt").write_text(
+                        profile_frame(pipe, next(iter(frames.values()))[0], mode)
                     )
             del pipe
             if args.device.startswith("cuda"):

@@ -44,8 +44,10 @@ class VoxelsT:
         return (self.coords.double() + 0.5) * self.voxel_size + self.origin
 
 
-def _triple(value: float | Sequence[float], device: torch.device) -> Tensor:
+def _triple(value: float | Sequence[float], device: torch.device, name: str) -> Tensor:
     t = torch.as_tensor(value, dtype=torch.float64).reshape(-1).expand(3).clone()
+    if name == "voxel_size" and bool((t <= 0).any()):  # checked on the host: no device sync
+        raise ValueError(f"voxel_size must be > 0, found {t.tolist()}")
     return t.to(device)
 
 
@@ -64,9 +66,7 @@ def voxelize_t(
     """Group finite ``(N, 3)`` points into voxels (see the module docstring)."""
     dev = xyz.device
     n = int(xyz.shape[0])
-    size = _triple(voxel_size, dev)
-    if bool((size <= 0).any()):
-        raise ValueError(f"voxel_size must be > 0, found {size.tolist()}")
+    size = _triple(voxel_size, dev, "voxel_size")
     p = xyz[:, :3].double()
     if origin is None:
         lowest = p.min(dim=0).values if n else torch.zeros(3, dtype=torch.float64, device=dev)
@@ -74,7 +74,7 @@ def voxelize_t(
         # floor(min / size) can round up past min; step back so every coordinate is >= 0.
         org = torch.where(org > lowest, org - size, org)
     else:
-        org = _triple(origin, dev)
+        org = _triple(origin, dev, "origin")
     k = torch.floor((p - org) / size)
     # The same border correction as the numpy reference, so the cells agree exactly.
     k -= (k * size + org > p).double()
