@@ -76,3 +76,22 @@ def model_dir_with(
     )
     (out / MODEL_JSON).write_text(json.dumps(meta))
     return out
+
+
+def corrupt_mcap_chunk(bag: Path, index: int) -> int:
+    """Write an impossible record length (2**64 - 1: an ``OverflowError`` in rosbags) at the
+    first record of the ``index``-th chunk of ``bag``'s MCAP file; returns the chunk's byte
+    offset. The summary stays valid, so the other chunks remain readable."""
+    import struct
+
+    from rosbags.rosbag2 import Reader
+
+    with Reader(bag) as reader:
+        (storage,) = reader.storage.storages
+        chunk = storage.chunks[index]
+        path = storage.path
+    data = bytearray(path.read_bytes())
+    first_record = chunk.chunk_start_offset + 9 + 40 + len(chunk.compression)
+    struct.pack_into("<Q", data, first_record + 1, 2**64 - 1)
+    path.write_bytes(bytes(data))
+    return chunk.chunk_start_offset

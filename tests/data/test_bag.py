@@ -97,3 +97,82 @@ def test_writer_errors(tmp_path: Path) -> None:
             bag.add_topic("/s", "sensor_msgs/msg/Image")
         with pytest.raises(BagError, match="no type"):
             bag.write("/new", 0, object())
+
+
+# -- corrupt records --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sim_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ws3d_ros.sim.bagwrite import write_bag
+    from ws3d_ros.sim.rig import SimConfig
+
+    bag = tmp_path_factory.mktemp("sim") / "bag"
+    write_bag(SimConfig(frames=4, lidar_beams=32, seed=5), bag, progress=False)
+    return bag
+
+
+def test_corrupt_chunk_is_skipped_with_its_position(tmp_path: Path, sim_bag: Path) -> None:
+    import shutil
+
+    from tests.crafted import corrupt_mcap_chunk
+
+    with BagReader(sim_bag) as reader:
+        everything = [(t, s) for t, _, s, _ in reader.raw_messages()]
+        assert reader.skipped == []
+    bag = Path(shutil.copytree(sim_bag, tmp_path / "bag"))
+    offset = corrupt_mcap_chunk(bag, 2)
+    with BagReader(bag) as reader:
+        got = [(t, s) for t, _, s, _ in reader.raw_messages()]
+        decoded = [(t, s) for t, s, _ in reader.messages()]
+        (record, again) = reader.skipped  # once per pass over the bag
+    lost = set(everything) - set(got)
+    assert 0 < len(lost) <= 3 and set(got) <= set(everything)
+    assert decoded == got == [m for m in everything if m not in lost]  # order kept
+    assert f"bag.mcap byte {offset} (chunk" in record.where and str(record) == str(again)
+    assert "OverflowError" in record.error and "\n" not in str(record)
+
+
+def test_undecodable_message_is_skipped(tmp_path: Path) -> None:
+    kit = rosbags_kit()
+    path = tmp_path / "bag"
+    with BagWriter(path) as bag:
+        bag.write("/note", 1, kit.make("std_msgs/msg/String", data="before"))
+        bag.write_raw("/note", "std_msgs/msg/String", 2, b"\x00\x01\x00\x00\xff\xff\xff\x7f")
+        bag.write("/note", 3, kit.make("std_msgs/msg/String", data="after"))
+    with BagReader(path) as reader:
+        assert [m.data for _, _, m in reader.messages()] == ["before", "after"]
+        (record,) = reader.skipped
+    assert "/note message at log time 2" in record.where
+
+
+def test_unreadable_bag_is_one_line_bag_error(tmp_path: Path, sim_bag: Path) -> None:
+    import shutil
+
+    bag = Path(shutil.copytree(sim_bag, tmp_path / "bag"))
+    mcap = bag / "bag.mcap"
+    mcap.write_bytes(mcap.read_bytes()[:-5000])  # no footer, no summary
+    with pytest.raises(BagError, match="cannot open bag") as err:
+        BagReader(bag)
+    assert "\n" not in str(err.value)
+
+
+def test_fault_with_nothing_readable_after_it_names_the_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sqlite3 and unindexed MCAP have no chunk index to resume from: one line, with where.
+    path = tmp_path / "bag"
+    write_small_bag(path, "sqlite3")
+    reader = BagReader(path)
+    real = reader._reader.messages
+
+    def failing(*args: object, **kwargs: object):
+        for k, item in enumerate(real(*args, **kwargs)):
+            if k == 2:
+                raise OverflowError("cannot fit 'int' into an index-sized integer")
+            yield item
+
+    monkeypatch.setattr(reader._reader, "messages", failing)
+    got = []
+    with pytest.raises(BagError, match=r"corrupt after 2 messages \(log time 1000000000\)") as err:
+        got.extend(reader.raw_messages())
+    assert len(got) == 2 and "OverflowError" in str(err.value) and "\n" not in str(err.value)
+    reader.close()

@@ -127,6 +127,8 @@ def _infer(
                     break
             bar.close()
             stats = frames.stats.summary()
+            skipped = {str(r) for r in [*reader.skipped, *frames.skipped]}
+            stats["skipped_records"] = sorted(skipped)
     return n_frames, stage_ms, stats, classes, t0
 
 

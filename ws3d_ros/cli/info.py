@@ -97,6 +97,7 @@ def bag_info(path: Path, *, frames: bool = True) -> dict[str, Any]:
                     summaries[topic] = _summarise_message(msgtype, msg)
                 except Exception as exc:  # unknown type or corrupt record: report, go on
                     summaries[topic] = f"UNREADABLE: {exc}"
+        out["skipped_records"] = [str(r) for r in reader.skipped]
     topics = []
     for name, info in infos.items():
         span = (last.get(name, 0) - first.get(name, 0)) / 1e9
@@ -199,6 +200,8 @@ def _print_bag(info: dict[str, Any]) -> None:
             f"{t['topic']:<{width}}  {t['type']:<32} {t['count']:>7} {rate:>8}  "
             f"{t['first']}{latched}"
         )
+    for record in info.get("skipped_records", []):
+        print(f"skipped a corrupt record: {record}")
     if "streams" in info:
         s = info["streams"]
         print(f"\nLiDAR: {s['points']}   labels: {s['labels'] or 'none'}")

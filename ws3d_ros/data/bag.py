@@ -14,6 +14,14 @@ Contract:
   QoS profile so ``ros2 bag play`` re-latches them.
 - Errors (missing path, not a bag, unknown message type) raise
   :class:`ws3d_ros.errors.BagError` with the reason.
+- Corrupt records: an indexed MCAP chunk that cannot be read (bad record length,
+  checksum, compression; e.g. the ``OverflowError`` of a corrupt length) is skipped,
+  logged once as a warning and listed in :attr:`BagReader.skipped` with its position
+  (file, byte offset, log-time range, message count), and the rest of the bag is read;
+  a message whose CDR bytes do not decode is skipped the same way (topic, log time).
+  Where nothing after the fault can be found (unindexed MCAP, sqlite3, a corrupt
+  summary) reading stops with a one-line :class:`BagError` naming the position: the
+  number of messages read and the last good log time.
 
 Message stamps in the storage are the *log* times; header stamps are the
 sensor times and are what synchronisation uses.
@@ -21,6 +29,8 @@ sensor times and are what synchronisation uses.
 
 from __future__ import annotations
 
+import heapq
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +41,24 @@ from ws3d_ros.errors import BagError
 from ws3d_ros.msg.kit import typestore
 
 STORAGES = ("mcap", "sqlite3")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A part of a bag that could not be read and was skipped (see the module doc)."""
+
+    where: str  # "bag.mcap byte 3131360 (chunk, log time a..b, 3 messages)" or a message
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.error}"
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -172,6 +200,7 @@ class BagReader:
         except Exception as exc:  # rosbags raises several types for broken bags
             raise BagError(f"cannot open bag {self.path}: {exc}") from exc
         self._store = typestore()
+        self.skipped: list[SkippedRecord] = []
 
     def __enter__(self) -> BagReader:
         return self
@@ -212,8 +241,70 @@ class BagReader:
         conns = [c for c in self._reader.connections if wanted is None or c.topic in wanted]
         if not conns:
             return
-        for conn, stamp, raw in self._reader.messages(connections=conns):
-            yield conn.topic, conn.msgtype, stamp, raw
+        source = self._chunked_mcap(wanted)
+        if source is None:
+            source = ((c.topic, c.msgtype, t, raw) for c, t, raw in self._reader.messages(conns))
+        count, last = 0, None
+        try:
+            for item in source:
+                count, last = count + 1, item[2]
+                yield item
+        except BagError:
+            raise
+        except Exception as exc:  # rosbags/struct/lz4/zstd/OverflowError on a corrupt record
+            where = f"after {count} messages" + ("" if last is None else f" (log time {last})")
+            raise BagError(
+                f"bag {self.path} is corrupt {where} and cannot be read further: {_one_line(exc)}"
+            ) from exc
+
+    def _chunked_mcap(
+        self, wanted: set[str] | None
+    ) -> Iterator[tuple[str, str, int, bytes]] | None:
+        """Messages of an indexed MCAP bag, chunk by chunk, skipping unreadable chunks;
+        ``None`` where this does not apply (sqlite3, unindexed, per-message compression,
+        another rosbags layout): the caller reads through rosbags then."""
+        try:
+            from rosbags.rosbag2.storage_mcap import McapReader, msgsrc
+        except ImportError:
+            return None
+        storages = getattr(self._reader.storage, "storages", None)
+        meta = getattr(self._reader.storage, "metadata", None)
+        if not storages or getattr(meta, "compression_mode", "") == "message":
+            return None
+        if not all(isinstance(st, McapReader) and st.chunks and st.bio for st in storages):
+            return None
+        return self._read_chunks(storages, msgsrc, wanted)
+
+    def _read_chunks(
+        self, storages: list[Any], msgsrc: Any, wanted: set[str] | None
+    ) -> Iterator[tuple[str, str, int, bytes]]:
+        for st in storages:  # files one after another, as rosbags reads them
+            cmap = {c.id: c for c in st.connections if wanted is None or c.topic in wanted}
+            sources = [
+                self._guarded(st.path.name, ch, msgsrc(ch, cmap, ch.message_start_time,
+                                                       ch.message_end_time + 1, st.bio))
+                for ch in st.chunks
+                if any(ch.channel_count.get(cid, 0) for cid in cmap)
+            ]  # fmt: skip
+            for stamp, offset, conn, data in heapq.merge(*sources):
+                if offset:  # 0: the chunk's start marker
+                    yield conn.topic, conn.msgtype, stamp, data
+
+    def _guarded(self, file: str, chunk: Any, source: Iterator[Any]) -> Iterator[Any]:
+        """``source`` (one chunk's messages); a chunk that cannot be read ends early and is
+        recorded in :attr:`skipped`. ``msgsrc`` reads a whole chunk before its first
+        message, so a corrupt chunk yields none of its messages."""
+        try:
+            yield from source
+        except Exception as exc:
+            n = sum(chunk.channel_count.values())
+            record = SkippedRecord(
+                f"{self.path}/{file} byte {chunk.chunk_start_offset} (chunk, log time "
+                f"{chunk.message_start_time}..{chunk.message_end_time}, {n} messages)",
+                _one_line(exc),
+            )
+            self.skipped.append(record)
+            log.warning("skipped a corrupt record: %s", record)
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, int, Any]]:
         """``(topic, log_stamp_ns, message)`` in log-time order, deserialised zero-copy."""
@@ -221,5 +312,18 @@ class BagReader:
             try:
                 msg = self._store.deserialize_cdr(memoryview(raw), msgtype)
             except KeyError as exc:
-                raise BagError(f"{topic}: message type {msgtype} unknown to the typestore") from exc
+                if msgtype not in self._store.fielddefs:
+                    raise BagError(
+                        f"{topic}: message type {msgtype} unknown to the typestore"
+                    ) from exc
+                self._skip_message(topic, stamp, exc)
+                continue
+            except Exception as exc:  # truncated or garbled CDR bytes
+                self._skip_message(topic, stamp, exc)
+                continue
             yield topic, stamp, msg
+
+    def _skip_message(self, topic: str, stamp: int, exc: BaseException) -> None:
+        record = SkippedRecord(f"{self.path} {topic} message at log time {stamp}", _one_line(exc))
+        self.skipped.append(record)
+        log.warning("skipped a corrupt record: %s", record)

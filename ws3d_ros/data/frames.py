@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ws3d_ros.data.bag import BagReader, TopicInfo
+from ws3d_ros.data.bag import BagReader, SkippedRecord, TopicInfo
 from ws3d_ros.data.frame import CameraView, Frame
 from ws3d_ros.errors import BagError, CalibrationError, MessageFormatError, Ws3dError
 from ws3d_ros.geometry.camera import CameraModel
@@ -226,6 +226,11 @@ class BagFrames:
 
     def close(self) -> None:
         self._reader.close()
+
+    @property
+    def skipped(self) -> list[SkippedRecord]:
+        """Corrupt records skipped so far (see :class:`~ws3d_ros.data.bag.BagReader`)."""
+        return list(self._reader.skipped)
 
     def __enter__(self) -> BagFrames:
         return self
