@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +39,14 @@ def test_kill_and_resume_equals_uninterrupted(
     part = train(cfg, [tiny_bag], tmp_path / "part", progress=False, stop_after=3)
     assert part.step == 3 and not (tmp_path / "part" / "model.pt").exists()
     assert read_checkpoint(tmp_path / "part" / "last.pt")["train_state"]["step"] == 3
+    # A kill between a checkpoint's write and its rename leaves a temporary: the next
+    # start removes it (its writer is gone).
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    orphan = tmp_path / "part" / f".last.pt.tmp{int(dead.stdout)}"
+    orphan.write_bytes(b"half a checkpoint")
     resumed = train(cfg, [tiny_bag], tmp_path / "part", progress=False, resume=True)
-    assert resumed.step == 6
+    assert resumed.step == 6 and not orphan.exists()
 
     a = read_checkpoint(tmp_path / "full" / "model.pt")
     b = read_checkpoint(tmp_path / "part" / "model.pt")
