@@ -98,3 +98,15 @@ def test_train_refuses_an_existing_run_dir(
     assert (run / "model.pt").read_bytes() == b"an earlier run's weights"
     assert cli_main([*base[:-3], "--out", str(bag / "run"), "--quiet"]) == 1
     assert "inside the input" in capsys.readouterr().err
+
+
+def test_eval_report_never_goes_into_an_input(
+    trained: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bag, run = trained["bag"], trained["run"]
+    before = sorted(p.name for p in bag.iterdir())
+    for out, words in [(bag, "is the input"), (bag / "eval", "inside the input")]:
+        assert cli_main(["eval", "--bag", str(bag), "--model", str(run / "model.pt"),
+                         "--out", str(out), "--quiet"]) == 1  # fmt: skip
+        assert words in capsys.readouterr().err
+    assert sorted(p.name for p in bag.iterdir()) == before

@@ -199,7 +199,9 @@ def evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
 
 def run(args: argparse.Namespace) -> int:
     from ws3d_ros.eval.report import fmt_score, write_report
+    from ws3d_ros.output_dirs import check_not_input
 
+    check_not_input(args.out, [args.bag, args.pred, args.model])  # the report goes elsewhere
     result, extra, names, colors = evaluate(args)
     paths = write_report(result, args.out, names, colors)
     (args.out / "baseline.json").write_text(json.dumps(extra, indent=2))
