@@ -17,6 +17,11 @@ Contract:
 - Labels: every primitive carries its class id (from :mod:`.classes`) and an
   instance id: 0 for stuff, a unique positive id per thing, the same for all
   of the thing's parts and for every frame.
+- Part ids: the builders of cars, pedestrians and chairs also name the part each
+  primitive is (``_Parts.part``: row -> (part name, part instance key)); the
+  part studio (:mod:`.parts`) renders them as part ground truth. ``detail=True``
+  adds a car's windows and lights as their own primitives, with no random draw,
+  so scenes (built without it) are the same for every seed as before.
 
 Street layout (y across the road, ego driving +x in the right lane): two
 lanes (|y| < 3.5), bike lanes, parking lanes, 0.15 m curbed sidewalks with
@@ -170,6 +175,9 @@ class _Parts:
 
     def __init__(self) -> None:
         self.rows: list[tuple] = []
+        # Row -> (part name, part instance key); the key is the row of the part's first
+        # primitive, so primitives sharing a key are one part instance.
+        self.part: dict[int, tuple[str, int]] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -187,14 +195,24 @@ class _Parts:
         texture: int = TEX_PLAIN,
         color2: Color = (0.0, 0.0, 0.0),
         instance: int = 0,
-    ) -> None:
+        part: str | None = None,
+        part_of: int | None = None,
+    ) -> int:
+        """Append one primitive; returns its row (a ``part_of`` key for its other pieces)."""
         if min(half) <= 0.0:
             raise Ws3dError(f"primitive half extents must be positive, found {half}")
         geom = (*center, *half, math.cos(yaw), math.sin(yaw))
+        row = len(self.rows)
         self.rows.append((kind, geom, color, color2, reflectivity, texture, label, instance))
+        if part is not None:
+            self.part[row] = (part, row if part_of is None else part_of)
+        return row
 
     def extend(self, other: _Parts) -> None:
+        offset = len(self.rows)
         self.rows.extend(other.rows)
+        for row, (name, key) in other.part.items():
+            self.part[row + offset] = (name, key + offset)
 
     def build(self) -> Primitives:
         if not self.rows:
@@ -295,8 +313,11 @@ class _Ids:
 # --------------------------------------------------------------------------- things
 
 
-def _car(rng: np.random.Generator, label: int, inst: int) -> tuple[_Parts, float, float]:
-    """A car in its own frame (x forward, origin on the ground at the centre)."""
+def _car(
+    rng: np.random.Generator, label: int, inst: int, *, detail: bool = False
+) -> tuple[_Parts, float, float]:
+    """A car in its own frame (x forward, origin on the ground at the centre); ``detail``
+    adds windows and lights as primitives of their own (no random draw)."""
     p = _Parts()
     van = rng.random() < 0.2
     length = rng.uniform(4.4, 5.2) if van else rng.uniform(3.8, 4.9)
@@ -306,7 +327,7 @@ def _car(rng: np.random.Generator, label: int, inst: int) -> tuple[_Parts, float
     refl = 0.25 + 0.45 * float(np.mean(color))
     clearance = 0.22
     body_top = clearance + rng.uniform(0.42, 0.5) * height
-    p.add(
+    body = p.add(
         BOX,
         (0.0, 0.0, 0.5 * (clearance + body_top)),
         (0.5 * length, 0.5 * width, 0.5 * (body_top - clearance)),
@@ -315,6 +336,7 @@ def _car(rng: np.random.Generator, label: int, inst: int) -> tuple[_Parts, float
         reflectivity=refl,
         texture=TEX_CARBODY,
         instance=inst,
+        part="body",
     )
     cabin_len = length * (rng.uniform(0.7, 0.82) if van else rng.uniform(0.45, 0.58))
     cabin_x = -0.5 * length + 0.5 * cabin_len + (0.1 if van else rng.uniform(0.12, 0.22) * length)
@@ -328,6 +350,8 @@ def _car(rng: np.random.Generator, label: int, inst: int) -> tuple[_Parts, float
         reflectivity=refl * 0.8,
         texture=TEX_CABIN,
         instance=inst,
+        part="body",
+        part_of=body,
     )
     wheel_r = rng.uniform(0.3, 0.36)
     for sx in (-1.0, 1.0):
@@ -340,8 +364,66 @@ def _car(rng: np.random.Generator, label: int, inst: int) -> tuple[_Parts, float
                 color=(0.06, 0.06, 0.06),
                 reflectivity=0.1,
                 instance=inst,
+                part="wheel",
             )
+    if detail:
+        _car_details(p, label, inst, length, width, height, body_top, cabin_len, cabin_x)
     return p, length, width
+
+
+def _car_details(
+    p: _Parts,
+    label: int,
+    inst: int,
+    length: float,
+    width: float,
+    height: float,
+    body_top: float,
+    cabin_len: float,
+    cabin_x: float,
+) -> None:
+    """A car's windows (glass panes just outside the cabin) and head/tail lights."""
+    pane_h = 0.32 * (height - body_top)
+    pane_z = body_top + 0.55 * (height - body_top)
+    for sy in (-1.0, 1.0):  # side windows
+        p.add(
+            BOX,
+            (cabin_x, sy * (0.45 * width + 0.012), pane_z),
+            (0.4 * cabin_len, 0.012, pane_h),
+            label=label,
+            color=GLASS,
+            reflectivity=0.15,
+            instance=inst,
+            part="window",
+        )
+    for sx in (-1.0, 1.0):  # windscreen and rear window
+        p.add(
+            BOX,
+            (cabin_x + sx * (0.5 * cabin_len + 0.012), 0.0, pane_z),
+            (0.012, 0.38 * width, pane_h),
+            label=label,
+            color=GLASS,
+            reflectivity=0.15,
+            instance=inst,
+            part="window",
+        )
+    light_z = body_top - 0.12
+    for sx, color, tex in (
+        (1.0, (0.95, 0.95, 0.85), TEX_LIGHT),
+        (-1.0, (0.8, 0.05, 0.05), TEX_PLAIN),
+    ):
+        for sy in (-1.0, 1.0):
+            p.add(
+                BOX,
+                (sx * (0.5 * length + 0.015), sy * 0.34 * width, light_z),
+                (0.015, 0.12 * width, 0.06),
+                label=label,
+                color=color,
+                reflectivity=0.8,
+                texture=tex,
+                instance=inst,
+                part="light",
+            )
 
 
 def _truck(rng: np.random.Generator, label: int, inst: int) -> tuple[_Parts, float, float]:
@@ -422,6 +504,7 @@ def _person(rng: np.random.Generator, label: int, inst: int) -> _Parts:
             reflectivity=0.3,
             texture=TEX_FABRIC,
             instance=inst,
+            part="leg",
         )
     torso_h = 0.3 * h
     p.add(
@@ -433,6 +516,7 @@ def _person(rng: np.random.Generator, label: int, inst: int) -> _Parts:
         reflectivity=0.35,
         texture=TEX_FABRIC,
         instance=inst,
+        part="torso",
     )
     for sy in (-1.0, 1.0):
         p.add(
@@ -444,6 +528,7 @@ def _person(rng: np.random.Generator, label: int, inst: int) -> _Parts:
             reflectivity=0.35,
             texture=TEX_FABRIC,
             instance=inst,
+            part="arm",
         )
     head_r = 0.1 + 0.01 * (h - 1.5)
     p.add(
@@ -454,6 +539,7 @@ def _person(rng: np.random.Generator, label: int, inst: int) -> _Parts:
         color=skin,
         reflectivity=0.4,
         instance=inst,
+        part="head",
     )
     return p
 
@@ -1151,6 +1237,7 @@ def _chair(rng: np.random.Generator, label: int, inst: int, color: Color) -> _Pa
         reflectivity=0.4,
         texture=TEX_FABRIC,
         instance=inst,
+        part="seat",
     )
     p.add(
         BOX,
@@ -1161,6 +1248,7 @@ def _chair(rng: np.random.Generator, label: int, inst: int, color: Color) -> _Pa
         reflectivity=0.4,
         texture=TEX_FABRIC,
         instance=inst,
+        part="back",
     )
     for sx in (-1.0, 1.0):
         for sy in (-1.0, 1.0):
@@ -1172,6 +1260,7 @@ def _chair(rng: np.random.Generator, label: int, inst: int, color: Color) -> _Pa
                 color=(0.25, 0.25, 0.27),
                 reflectivity=0.4,
                 instance=inst,
+                part="leg",
             )
     return p
 
