@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import subprocess
 import sys
@@ -81,11 +82,15 @@ def test_truncated_checkpoint_is_one_line(tmp_path: Path, tiny_checkpoint: Path)
     assert "\n" not in str(err.value)
 
 
+class Mode(enum.IntEnum):
+    FULL = 2
+
+
 def test_saved_checkpoint_loads_weights_only(tmp_path: Path, tiny_checkpoint: Path) -> None:
     loaded = load_model(tiny_checkpoint)
     meta = {
         "step": np.int64(3),
-        "metrics": {"miou": np.float32(0.5)},
+        "metrics": {"miou": np.float32(0.5), "acc": np.float64(0.25), "mode": Mode.FULL},
         "bags": [Path("/data/a")],
         "curve": np.arange(3),
         "rng": ("python", (1, 2), None),
@@ -93,6 +98,8 @@ def test_saved_checkpoint_loads_weights_only(tmp_path: Path, tiny_checkpoint: Pa
     path = save_checkpoint(tmp_path / "m.pt", loaded, meta=meta)
     raw = torch.load(path, weights_only=True)  # what every reader does
     assert raw["meta"]["step"] == 3 and type(raw["meta"]["step"]) is int
+    assert raw["meta"]["metrics"] == {"miou": 0.5, "acc": 0.25, "mode": 2}
+    assert type(raw["meta"]["metrics"]["acc"]) is float
     assert raw["meta"]["bags"] == ["/data/a"]
     assert torch.equal(raw["meta"]["curve"], torch.arange(3))
     assert raw["meta"]["rng"] == ("python", (1, 2), None)

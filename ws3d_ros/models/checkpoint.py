@@ -102,10 +102,13 @@ def plain(value: Any, where: str = "checkpoint") -> Any:
     """
     import numpy as np
 
-    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+    if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
         return value
-    if isinstance(value, np.generic):
+    if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
         return value.item()
+    for kind in (bool, int, float, str):  # subclasses (IntEnum, ...) pickle their class
+        if isinstance(value, kind):
+            return kind(value)
     if isinstance(value, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, os.PathLike):
@@ -121,8 +124,6 @@ def plain(value: Any, where: str = "checkpoint") -> Any:
         return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, tuple):
         return tuple(plain(v, f"{where}[{i}]") for i, v in enumerate(value))
-    if isinstance(value, torch.Size):
-        return list(value)
     raise TypeError(f"{where}: {type(value).__name__} cannot be saved in a checkpoint")
 
 
