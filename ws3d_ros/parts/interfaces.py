@@ -24,6 +24,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ws3d_ros.errors import Ws3dError
+
+
+class ModelUnavailableError(Ws3dError):
+    """A 2D model cannot be built: its package or weights are missing (the message says
+    which and how to get them)."""
+
 
 @dataclass(frozen=True)
 class Detection:
