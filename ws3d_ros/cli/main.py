@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "eval",
     "export",
     "clicks",
+    "parts",
     "bench",
     "demo",
 )
