@@ -238,3 +238,25 @@ def test_worker_stop_abandons_a_long_item() -> None:
     quick: InferenceWorker[int] = InferenceWorker(lambda _i: None).start()
     quick.submit(1)
     assert quick.stop(2.0) is True
+
+
+def test_a_repeated_ctrl_c_is_one_signal_and_a_later_one_exits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A terminal's Ctrl-C reaches the node twice under ros2 launch (process group +
+    launch's forward): within REPEAT_S that is one request; a later one exits at once."""
+    from ws3d_ros.ros import executable
+
+    clock = [100.0]
+    exits: list[int] = []
+    monkeypatch.setattr(executable.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(executable.os, "_exit", exits.append)
+    signals = executable.ShutdownSignals("test")
+    signals._handle(signal.SIGINT, None)
+    assert signals.requested.is_set() and exits == []
+    clock[0] += 0.05
+    signals._handle(signal.SIGINT, None)  # launch's forwarded copy
+    assert exits == []
+    clock[0] += executable.REPEAT_S
+    signals._handle(signal.SIGTERM, None)  # a real second request: exit now, code 0
+    assert exits == [0]

@@ -8,8 +8,10 @@ One implementation for every executable of the package (``perception_node``,
   rclpy starts; the ROS arguments are passed to :func:`rclpy.init` unchanged.
 - :class:`ShutdownSignals` replaces rclpy's signal handlers: the first SIGINT or SIGTERM
   asks the executable to stop (``requested`` is set; spinning ends within
-  ``POLL_S``); a second one exits at once with code 0 (``os._exit``), abandoning work in
-  flight. Neither prints a traceback.
+  ``POLL_S``); a second one at least ``REPEAT_S`` later exits at once with code 0
+  (``os._exit``), abandoning work in flight. Signals closer to the first are the same
+  Ctrl-C seen twice (a terminal signals the whole process group and ``ros2 launch``
+  forwards it again) and are ignored. Neither prints a traceback.
 - :func:`spin_node` builds the node, spins it on a multi-threaded executor until a
   signal, the context shuts down, or ``node.done()`` (when the node has it) turns true,
   then closes it: ``node.close(grace_s)`` when the node has it (it returns False when work
@@ -27,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from types import FrameType
@@ -39,12 +42,22 @@ from rclpy.utilities import remove_ros_args
 
 from ws3d_ros.errors import Ws3dError
 
-__all__ = ["GRACE_S", "POLL_S", "ShutdownSignals", "parse_args", "spin_node", "startup_error"]
+__all__ = [
+    "GRACE_S",
+    "POLL_S",
+    "REPEAT_S",
+    "ShutdownSignals",
+    "parse_args",
+    "spin_node",
+    "startup_error",
+]
 
 #: Seconds the executor waits per turn: the longest a signal waits to be noticed.
 POLL_S = 0.1
 #: Seconds a closing node may wait for work in flight (launch sends SIGTERM after 5 s).
 GRACE_S = 2.0
+#: Seconds after the first signal during which another one is the same Ctrl-C.
+REPEAT_S = 1.0
 DEBUG_ENV = "WS3D_DEBUG"
 
 
@@ -80,6 +93,7 @@ class ShutdownSignals:
         self.prog = prog
         self.requested = threading.Event()
         self.received = 0
+        self._first_at: float | None = None
         self._on_first = on_first
         self._previous: dict[int, Any] = {}
 
@@ -97,7 +111,11 @@ class ShutdownSignals:
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.received += 1
         name = signal.Signals(signum).name
-        if self.received == 1:
+        now = time.monotonic()
+        if self._first_at is not None and now - self._first_at < REPEAT_S:
+            return  # the same Ctrl-C delivered twice (process group + launch)
+        if self._first_at is None:
+            self._first_at = now
             print(f"[{self.prog}] {name}: shutting down", file=sys.stderr, flush=True)
             self.requested.set()
             if self._on_first is not None:
