@@ -38,6 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=int, default=4, help="sweeps (the first is warm-up)")
     parser.add_argument("--backends", default="onnxruntime,torch", help="comma-separated")
     parser.add_argument("--modes", default="fusion,lidar_only", help="comma-separated")
+    parser.add_argument(
+        "--frame-paths",
+        default="device",
+        help="comma-separated: device (the runtime's), numpy (the earlier host path)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON rows instead")
     parser.set_defaults(func=run)
 
@@ -70,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             frames,
             backends=[b for b in args.backends.split(",") if b],
             modes=[m for m in args.modes.split(",") if m],
+            frame_paths=[p for p in args.frame_paths.split(",") if p],
         )
     if args.json:
         print(json.dumps(rows, indent=2))

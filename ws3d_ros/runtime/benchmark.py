@@ -1,7 +1,7 @@
 """Per-stage latency of the runtime, backends and modes side by side (``ws3d bench``).
 
 Contract: :func:`bench_pipeline` runs the same frames through every requested
-``(backend, mode)`` pair, after one warm-up frame each, and returns one row per pair with
+``(backend, frame path, mode)``, after one warm-up frame each, and returns one row each with
 the median milliseconds of every stage of :class:`~ws3d_ros.runtime.pipeline.Pipeline`
 plus the ROS message ``decode`` (PointCloud2 -> array) and ``encode`` (result ->
 ``panoptic/points``) and ``total``. :func:`markdown` prints the table with end-to-end Hz
@@ -45,6 +45,7 @@ def bench_pipeline(
     modes: Sequence[str] = ("fusion", "lidar_only"),
     classes: Sequence[str] | None = None,
     things: Sequence[str] = (),
+    frame_paths: Sequence[str] = ("device",),
 ) -> list[dict[str, Any]]:
     from ws3d_ros.msg.pointcloud2 import array_to_cloud, cloud_to_array
     from ws3d_ros.runtime.backends import read_model_json
@@ -59,7 +60,8 @@ def bench_pipeline(
         pipe = Pipeline.load(path, backend=backend)
         names = list(classes or pipe.backend.loaded.meta.get("classes") or ["road", "car"])
         pipe.set_vocabulary(names, [t for t in things if t in names])
-        for mode in modes:
+        for frame_path, mode in ((p, m) for p in frame_paths for m in modes):
+            pipe.frame_path = frame_path
             samples: dict[str, list[float]] = {s: [] for s in STAGES}
             for k, frame in enumerate(frames):
                 msg = array_to_cloud(frame.points, frame_id="lidar", stamp_ns=frame.stamp_ns)
@@ -79,6 +81,7 @@ def bench_pipeline(
             rows.append(
                 {
                     "backend": backend,
+                    "frame_path": frame_path,
                     "mode": mode,
                     "points": len(frames[0].points),
                     **{s: statistics.median(v) for s, v in samples.items()},
@@ -87,12 +90,35 @@ def bench_pipeline(
     return rows
 
 
+HOST_STAGES = ("voxelise", "rulebook", "lift", "group")
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    head = " | ".join(f"{r['backend']} {r['mode']}" for r in rows)
+    paths = {r.get("frame_path", "device") for r in rows}
+    head = " | ".join(
+        f"{r['backend']} {r['mode']}" + (f" ({r['frame_path']})" if len(paths) > 1 else "")
+        for r in rows
+    )
     lines = [f"| stage (median ms) | {head} |", "|---|" + "---:|" * len(rows)]
     for s in STAGES:
         lines.append(f"| {s} | " + " | ".join(f"{r[s]:.1f}" for r in rows) + " |")
     lines.append("| Hz | " + " | ".join(f"{1e3 / max(r['total'], 1e-9):.2f}" for r in rows) + " |")
+    host = [sum(r[s] for s in HOST_STAGES) for r in rows]
+    lines.append("| host stages | " + " | ".join(f"{h:.1f}" for h in host) + " |")
+    if len(paths) > 1:
+        by_path = {(r["backend"], r["mode"], r.get("frame_path")): r for r in rows}
+        for r in rows:
+            old = by_path.get((r["backend"], r["mode"], "numpy"))
+            if r.get("frame_path") == "device" and old:
+                h_old = sum(old[s] for s in HOST_STAGES)
+                h_new = sum(r[s] for s in HOST_STAGES)
+                lines.append(
+                    f"\n{r['backend']} {r['mode']}: host stages (voxelise + rulebook + lift + "
+                    f"group) numpy {h_old:.1f} ms -> device path {h_new:.1f} ms "
+                    f"({h_old / max(h_new, 1e-9):.1f}x); end to end {old['total']:.1f} -> "
+                    f"{r['total']:.1f} ms"
+                )
+        rows = [r for r in rows if r.get("frame_path", "device") == "device"]
     by = {(r["backend"], r["mode"]): r for r in rows}
     for mode in dict.fromkeys(r["mode"] for r in rows):
         a, b = by.get(("torch", mode)), by.get(("onnxruntime", mode))
