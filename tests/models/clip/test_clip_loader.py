@@ -129,3 +129,14 @@ def test_url_cache_is_used_when_hub_cache_misses(tmp_path: Path) -> None:
     path, searched = resolve_pretrained_file("ViT-B-16", "openai", cache_dir=tmp_path)
     assert path == tmp_path / "ViT-B-16.pt"
     assert len(searched) == 3
+
+
+def test_crafted_clip_checkpoint_is_refused_unread(tmp_path: Path) -> None:
+    from tests.crafted import crafted_checkpoint
+    from ws3d_ros.models.clip import UnsafeCheckpointError
+
+    marker = tmp_path / "marker"
+    path = crafted_checkpoint(tmp_path / "evil.pt", marker)
+    with pytest.raises(UnsafeCheckpointError, match="refusing to load it") as err:
+        load_clip("ws3d-tiny", str(path))
+    assert not marker.exists() and "\n" not in str(err.value)

@@ -19,6 +19,7 @@ from ws3d_ros.models.clip.dense import (
 from ws3d_ros.models.clip.errors import (
     CheckpointMismatchError,
     ClipInputError,
+    UnsafeCheckpointError,
     UnsupportedModelError,
     WeightsNotFoundError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "ImageNorm",
     "LoadedClip",
     "TextEncoder",
+    "UnsafeCheckpointError",
     "UnsupportedModelError",
     "WeightsNotFoundError",
     "export_dense_onnx",

@@ -27,3 +27,10 @@ class UnsupportedModelError(Ws3dError, NotImplementedError):
 
 class ClipInputError(Ws3dError, ValueError):
     """Bad input to the CLIP branch: image layout, class names or prompt templates."""
+
+
+class UnsafeCheckpointError(Ws3dError, ValueError):
+    """A checkpoint file holds pickled objects other than tensors and plain containers.
+
+    It is refused unread (``torch.load(weights_only=True)``): such a file could run code.
+    """

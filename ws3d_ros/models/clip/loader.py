@@ -19,7 +19,9 @@ Missing weights raise :class:`WeightsNotFoundError` with one message that says
 what is missing, where it looked, how to fetch it on a connected machine and
 how to point ``clip.pretrained`` at a local file. Nothing here touches the
 network: a tag's file is resolved with ``huggingface_hub.try_to_load_from_cache``
-and a plain file check, then handed to open_clip as a local path.
+and a plain file check, then handed to open_clip as a local path. Checkpoint files are
+read with ``weights_only=True``; one holding other pickled objects (it could run code)
+raises :class:`UnsafeCheckpointError` unread.
 
 Besides open_clip's own architectures, this module registers small ones for
 tests and the demo (see :data:`TINY_CONFIGS`): ``ws3d-tiny`` (ViT) and
@@ -35,6 +37,7 @@ import difflib
 import json
 import logging
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +49,7 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from ws3d_ros.models.clip.errors import (
     CheckpointMismatchError,
+    UnsafeCheckpointError,
     UnsupportedModelError,
     WeightsNotFoundError,
 )
@@ -345,6 +349,11 @@ def load_clip(
                 weights_only=True,  # a checkpoint file must not run code (no pickle objects)
                 **kwargs,
             )
+    except pickle.UnpicklingError as exc:  # the weights-only unpickler refused an object
+        raise UnsafeCheckpointError(
+            f"CLIP checkpoint {checkpoint} holds objects other than tensors and plain "
+            "containers; refusing to load it (it may run code)"
+        ) from exc
     except (RuntimeError, KeyError, ValueError) as exc:
         if checkpoint is None:
             raise
