@@ -328,3 +328,64 @@ def test_one_future_stamped_image_does_not_stop_fusion(rig: Rig, sim: SimMessage
     assert int(after.get("drops.sync.stamp_ahead", 0)) == ahead0 + 1
     # at most the sweep that lost its image went without a camera; the next four fused
     assert int(after.get("lidar_only_sweeps.camera", 0)) <= lidar_only0 + 1
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [
+        ["car", "\x1b[31mred"],  # ESC would reach the logs
+        ["car", "road\nbuilding"],
+        ["car", "x" * 81],
+        [f"class {k}" for k in range(1025)],
+    ],
+    ids=["escape", "newline", "long name", "1025 classes"],
+)
+def test_vocabulary_the_worker_would_refuse_is_refused_at_set(rig: Rig, classes: list[str]) -> None:
+    from rclpy.parameter import Parameter
+
+    before = list(rig.get_parameter("classes"))
+    (result,) = rig.set_parameters([Parameter("classes", value=classes)])
+    assert not result.successful and result.reason
+    assert "\x1b" not in result.reason and "\n" not in result.reason
+    assert list(rig.get_parameter("classes")) == before
+    assert list(rig.node.pipeline.vocabulary.names) == before
+
+
+def test_lifetime_id_limit_is_refused_at_set(
+    rig: Rig, sim: SimMessages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """successful=True means applied: a change the live vocabulary cannot take (its ids
+    over the node's life are used up) is refused by the parameter service."""
+    from rclpy.parameter import Parameter
+
+    from ws3d_ros.runtime import vocabulary
+
+    before = list(rig.get_parameter("classes"))
+
+    def applied(names: list[str]) -> None:
+        deadline = time.monotonic() + 20
+        while list(rig.node.pipeline.vocabulary.names) != names and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(rig.node.pipeline.vocabulary.names) == names
+
+    # spend an id the active list no longer shows: a fresh vocabulary would not see it
+    (result,) = rig.set_parameters([Parameter("classes", value=[*before, "scooter"])])
+    assert result.successful
+    applied([*before, "scooter"])
+    (result,) = rig.set_parameters([Parameter("classes", value=before)])
+    assert result.successful
+    applied(before)
+    used = len(rig.node.pipeline.vocabulary._ids)
+    assert used > len(before)
+    monkeypatch.setattr(vocabulary, "MAX_CLASSES", used + 1)
+    (result,) = rig.set_parameters([Parameter("classes", value=[*before, "stroller", "kayak"])])
+    assert not result.successful and "life" in result.reason
+    assert list(rig.get_parameter("classes")) == before
+    (result,) = rig.set_parameters([Parameter("classes", value=[*before, "stroller"])])
+    assert result.successful, result.reason
+    stamp = _next_stamp(rig)
+    rig.send_frame(sim, 0, stamp)
+    rig.wait_output(stamp)
+    applied([*before, "stroller"])
+    (result,) = rig.set_parameters([Parameter("classes", value=before)])
+    assert result.successful

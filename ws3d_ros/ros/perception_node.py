@@ -27,8 +27,10 @@ Contract (docs/DESIGN.md, "ROS interface contract"; parameters in
   the input's stamp and frame, and ``/diagnostics`` every ``diagnostics_period``.
 - Parameters are validated in an on-set callback (a bad value is refused with the reason
   and the old value stays); rclpy's own parameters (``use_sim_time``, ...) pass through.
-  Accepted vocabulary changes are encoded on the worker thread before the next frame,
-  never on the executor.
+  An accepted vocabulary change is one the live vocabulary takes (caps, control
+  characters, lifetime ids checked first); its new prompts are encoded on a thread of
+  their own while the worker keeps labelling, then swapped in on the worker before its
+  next frame (never on the executor).
 - Bad input (undecodable clouds/images/camera_info, clouds with no finite point or no
   points, missing camera_info or extrinsics) is dropped with a throttled log line and a
   counter; the node keeps running.
@@ -83,6 +85,7 @@ from ws3d_ros.ros.executable import GRACE_S, parse_args, spin_node
 from ws3d_ros.ros.markers import instance_boxes, instance_markers, overlay_for
 from ws3d_ros.ros.worker import InferenceWorker
 from ws3d_ros.runtime.outputs import label_map_message, panoptic_cloud
+from ws3d_ros.runtime.vocabulary import VocabularyError
 from ws3d_ros.sync import MatchedSet, PivotSynchronizer
 
 __all__ = ["ManagedPerceptionNode", "PerceptionNode", "build_parser", "main"]
@@ -200,6 +203,7 @@ class _PerceptionCore:
         self._closing = False
         self._inputs: list[Any] = []  # subscriptions and timers of the active state
         self._publishers_open = False
+        self._vocab_generation = 0
         self._values = self._declare_all()
         try:
             P.check_update(self._values)
@@ -417,10 +421,46 @@ class _PerceptionCore:
             P.check_update(proposed, changed)
             if "mode" in changed:
                 self._check_mode(proposed["mode"])
+            if set(changed) & _VOCAB_PARAMS:
+                self._check_vocabulary(proposed)
         except P.ParamError as exc:
             self.get_logger().warning(f"parameter change refused: {exc}")
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
+
+    def _check_vocabulary(self, values: Mapping[str, Any]) -> None:
+        """Refuse what the live vocabulary would refuse (e.g. its lifetime id limit), so
+        that an accepted change is an applied one."""
+        vocabulary = getattr(self.pipeline, "vocabulary", None)
+        trial = getattr(vocabulary, "trial", None)
+        if trial is None:
+            return
+        try:
+            trial(*P.vocabulary_args(values))
+        except VocabularyError as exc:
+            raise P.ParamError(str(exc)) from None
+
+    def _change_vocabulary(self, args: tuple[list[str], list[str], list[str]]) -> None:
+        """Encode the new prompts on a thread of their own (the worker keeps labelling
+        sweeps), then swap on the worker before its next frame; the latest change wins."""
+        with self._sync_lock:
+            self._vocab_generation += 1
+            generation = self._vocab_generation
+        pipeline = self.pipeline
+        encode = getattr(getattr(pipeline, "backend", None), "encode_text", None)
+
+        def warm_then_swap() -> None:
+            if encode is not None:
+                try:
+                    # fills the text encoder's cache; set_vocabulary then only reads it
+                    encode(list(args[0]), list(args[2]))
+                except Exception as exc:  # the swap below reports it on the worker
+                    self.get_logger().debug(f"vocabulary pre-encoding failed: {exc}")
+            worker = self.worker
+            if worker is not None and generation == self._vocab_generation:
+                worker.call_soon("vocabulary", lambda: self._apply_vocabulary(args))
+
+        threading.Thread(target=warm_then_swap, name="ws3d-vocabulary", daemon=True).start()
 
     def _after_set_parameters(self, params: list[Parameter]) -> None:
         names = set()
@@ -431,8 +471,7 @@ class _PerceptionCore:
         if self.pipeline is None:  # not configured: the values apply when the model loads
             return
         if names & _VOCAB_PARAMS and self.worker is not None:
-            args = P.vocabulary_args(self._values)
-            self.worker.call_soon("vocabulary", lambda: self._apply_vocabulary(args))
+            self._change_vocabulary(P.vocabulary_args(self._values))
         if "score_threshold" in names:
             self.pipeline.score_threshold = float(self._values["score_threshold"])
         if "mode" in names:

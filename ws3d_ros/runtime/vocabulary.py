@@ -250,6 +250,18 @@ class Vocabulary:
             changed_templates=changed_templates,
         )
 
+    def trial(
+        self,
+        classes: Sequence[str],
+        thing_classes: Sequence[str] = (),
+        templates: Sequence[str] | None = None,
+    ) -> Vocabulary:
+        """The vocabulary :meth:`update` would give, ``self`` untouched (raises the same
+        :class:`VocabularyError`, including the lifetime id limit of ``self``)."""
+        trial = Vocabulary(templates=self.templates, _ids=dict(self._ids))
+        trial.update(classes, thing_classes, templates)
+        return trial
+
     @property
     def active(self) -> tuple[ClassEntry, ...]:
         return tuple(self._active)
