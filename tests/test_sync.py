@@ -664,6 +664,21 @@ def test_future_sweep_is_dropped_and_a_real_jump_is_followed() -> None:
     assert sync.drops == Counter({STAMP_BEHIND: 1, "out_of_order": 1})
 
 
+def test_a_pause_seen_by_the_receive_clock_loses_nothing() -> None:
+    """Sensors stop for 60 s and restart: the stamps jump as far as the receive clock did,
+    so the first image and sweep after the pause are credible and fused (the node's
+    restart-after-pause case; an offline bag passes its log times)."""
+    sync = PivotSynchronizer(["lidar", "cam0"], "lidar", slop_ns=20 * MS, timeout_ns=50 * MS)
+    sets: list[MatchedSet] = []
+    for k in range(6):
+        t = k * 100 * MS + (60 * S if k >= 3 else 0)  # stamps and arrival both jump at k=3
+        sets += sync.add("cam0", t, ("cam0", t), now_ns=t + MS)  # the image comes first
+        sets += sync.add("lidar", t, ("lidar", t), now_ns=t + 2 * MS)
+    sets += sync.flush()
+    assert len(sets) == 6 and all(s.complete for s in sets)
+    assert sync.drops == Counter()
+
+
 def test_future_image_before_the_first_sweep_is_purged() -> None:
     sync = PivotSynchronizer(["lidar", "cam0"], "lidar", slop_ns=20 * MS, timeout_ns=50 * MS)
     events = [("cam0", 1000 * S), *_rig(4, {})]

@@ -599,7 +599,7 @@ class PivotSynchronizer:
         now = _as_ns(now_ns, "now_ns")
         self._received[i] += 1
         key = stamp + self._offsets[i]
-        outlier = self._outlier_reason(i, key)
+        outlier = self._outlier_reason(i, key, now)
         if outlier is not None:
             self._drop(i, outlier)
             return self._drain(now)
@@ -611,6 +611,7 @@ class PivotSynchronizer:
         if i == self._pivot_index:
             self._pending.append(_Pending(stamp, key, item, now))
             self._last_pivot_key = key
+            self._last_pivot_now = now
             self._pivot_jump = None
             self._purge_ahead(key)
         else:
@@ -691,6 +692,7 @@ class PivotSynchronizer:
         self._last_stamp: list[int | None] = [None] * n
         self._floor: list[int | None] = [None] * n  # key of the last used message per stream
         self._last_pivot_key: int | None = None
+        self._last_pivot_now: int | None = None  # receive time of that pivot
         self._last_emitted_key: int | None = None
         self._pivot_jump: int | None = None  # key of the last pivot dropped as stamp_ahead
 
@@ -704,15 +706,22 @@ class PivotSynchronizer:
         self.drops[reason] += 1
         self._drops_by_stream[i][reason] += 1
 
-    def _outlier_reason(self, i: int, key: int) -> str | None:
-        """``stamp_ahead`` / ``stamp_behind`` for a message far from the pivot's clock."""
+    def _outlier_reason(self, i: int, key: int, now: int) -> str | None:
+        """``stamp_ahead`` / ``stamp_behind`` for a message far from the pivot's clock.
+
+        The clock is allowed to have moved on by the receive time elapsed since the last
+        pivot: after a pause of the sensors, stamps that advanced with the receive clock
+        are credible, and the first messages after the pause are kept."""
         clock = self._last_pivot_key
         if clock is None:
             return None
         ahead, behind = self.max_ahead_ns, self.max_behind_ns
         if behind is not None and key < clock - behind:
             return STAMP_BEHIND
-        if ahead is None or key <= clock + ahead:
+        if ahead is None:
+            return None
+        elapsed = max(0, now - self._last_pivot_now) if self._last_pivot_now is not None else 0
+        if key <= clock + ahead + elapsed:
             return None
         if i == self._pivot_index:
             jump = self._pivot_jump
