@@ -181,3 +181,9 @@ def test_launch_file_arguments_and_node() -> None:
             assert default in P.spec_for("backend").choices
     setup = (ROOT / "setup.py").read_text()
     assert "perception_node = ws3d_ros.ros.perception_node:main" in setup
+
+
+def test_precision_choices_match_the_runtime() -> None:
+    from ws3d_ros.models.device.precision import PRECISIONS
+
+    assert P.spec_for("precision").choices == PRECISIONS == P.PRECISIONS

@@ -153,6 +153,7 @@ def load_pipeline(values: Mapping[str, Any]) -> Any:
             device=values["device"],
             mode=values["mode"],
             fp16=values["fp16"],
+            precision=values["precision"],
             score_threshold=values["score_threshold"],
         )
     if values["mode"] != "zero_shot":
@@ -164,7 +165,10 @@ def load_pipeline(values: Mapping[str, Any]) -> Any:
 
     config = ModelConfig.from_yaml(values["model_config"] or None)
     return Pipeline.zero_shot(
-        config, device=values["device"], score_threshold=values["score_threshold"]
+        config,
+        device=values["device"],
+        precision=values["precision"],
+        score_threshold=values["score_threshold"],
     )
 
 
