@@ -159,3 +159,31 @@ def test_use_sim_time_is_set_through_the_parameter_service(compressed_rig: Rig) 
     # the node's own checks still refuse bad values
     (result,) = compressed_rig.set_parameters([Parameter("score_threshold", value=3.0)])
     assert not result.successful
+
+
+def test_click_labeler_parameter_file_applies_under_a_namespace(tmp_path: Path) -> None:
+    """The shipped config/click_labeler.yaml (keyed /**/click_labeler), edited by a user,
+    applies to /robot1/click_labeler."""
+    import rclpy
+    from rclpy.context import Context
+
+    from ws3d_ros.ros.click_labeler import PARAMS, ClickLabeler
+
+    doc = yaml.safe_load((ROOT / "config" / "click_labeler.yaml").read_text())
+    values = doc["/**/click_labeler"]["ros__parameters"]
+    assert set(values) == set(PARAMS)
+    values.update(output=str(tmp_path / "c.jsonl"), bag="street_07", current_class="car")
+    mine = tmp_path / "clicks.yaml"
+    mine.write_text(yaml.safe_dump(doc))
+    context = Context()
+    rclpy.init(args=["node", "--ros-args", "--params-file", str(mine)], context=context)
+    try:
+        node = ClickLabeler(context=context, namespace="robot1")
+        try:
+            assert node.get_fully_qualified_name() == "/robot1/click_labeler"
+            for name in ("output", "bag", "current_class"):
+                assert node.get_parameter(name).value == values[name]
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
