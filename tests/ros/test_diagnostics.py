@@ -76,3 +76,15 @@ def test_gaps_are_reported() -> None:
     d.stamp("points", 1200 * MS)
     _, _, kv = _kv(d, 1.0)
     assert kv["gaps.points"] == "4" and kv["gaps.total"] == "4"
+
+
+def test_log_text_from_messages_has_no_control_sequences() -> None:
+    import logging
+
+    from ws3d_ros.ros.diagnostics import ThrottleFilter, printable
+
+    assert printable("\x1b[31mred\nline\u202e") == "\\x1b[31mred\\x0aline\\u202e"
+    assert len(printable("x" * 1000)) == 500
+    record = logging.LogRecord("t", logging.WARNING, "", 0, "skipped: %s", ("bad \x1b[2J",), None)
+    assert ThrottleFilter(0.0).filter(record)
+    assert "\x1b" not in record.getMessage() and "\\x1b[2J" in record.getMessage()

@@ -34,7 +34,14 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["LatencyStats", "NodeDiagnostics", "RateMeter", "ThrottleFilter"]
+__all__ = [
+    "LatencyStats",
+    "NodeDiagnostics",
+    "RateMeter",
+    "StampGaps",
+    "ThrottleFilter",
+    "printable",
+]
 
 OK, WARN, ERROR = 0, 1, 2
 
@@ -282,6 +289,21 @@ class NodeDiagnostics:
         return OK, "running"
 
 
+def printable(text: object, limit: int = 500) -> str:
+    """``text`` safe for a terminal log line: control and format characters (ESC, newline,
+    bidi overrides) shown as ``\\xNN`` / ``\\uNNNN``, at most ``limit`` characters.
+    Message contents (field names, frame ids, encodings) come from other programs."""
+    out = []
+    for ch in str(text):
+        if ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    joined = "".join(out)
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
 class ThrottleFilter(logging.Filter):
     """A :mod:`logging` filter passing each message template at most once per ``period_s``
     (bad input at sensor rate must not flood the log); suppressed records are counted."""
@@ -301,4 +323,7 @@ class ThrottleFilter(logging.Filter):
             self.suppressed += 1
             return False
         self._last[key] = now
+        if record.args:  # values from messages: no terminal control sequences in the log
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(printable(a) if isinstance(a, str | Exception) else a for a in args)
         return True

@@ -80,7 +80,7 @@ from ws3d_ros.msg.kit import rclpy_kit, stamp_to_ns
 from ws3d_ros.msg.pointcloud2 import cloud_to_array
 from ws3d_ros.ros import params as P
 from ws3d_ros.ros.calibration import CameraExtrinsics
-from ws3d_ros.ros.diagnostics import NodeDiagnostics, ThrottleFilter
+from ws3d_ros.ros.diagnostics import NodeDiagnostics, ThrottleFilter, printable
 from ws3d_ros.ros.executable import GRACE_S, parse_args, spin_node
 from ws3d_ros.ros.markers import instance_boxes, instance_markers, overlay_for
 from ws3d_ros.ros.worker import InferenceWorker
@@ -174,8 +174,7 @@ def load_pipeline(values: Mapping[str, Any]) -> Any:
 
 def _one_line(exc: BaseException) -> str:
     """The first line of an exception's text, without control characters (log safety)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:500]
+    return printable(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
 
 
 @dataclass
@@ -428,7 +427,7 @@ class _PerceptionCore:
             if set(changed) & _VOCAB_PARAMS:
                 self._check_vocabulary(proposed)
         except P.ParamError as exc:
-            self.get_logger().warning(f"parameter change refused: {exc}")
+            self.get_logger().warning(f"parameter change refused: {printable(exc)}")
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
@@ -494,7 +493,7 @@ class _PerceptionCore:
         try:
             pipeline.set_vocabulary(*args)
         except Ws3dError as exc:
-            self.get_logger().error(f"vocabulary not applied: {exc}")
+            self.get_logger().error(f"vocabulary not applied: {printable(exc)}")
             self.diag.failed(f"vocabulary: {exc}")
             return
         self._publish_label_map()
@@ -566,7 +565,7 @@ class _PerceptionCore:
 
     def _bad(self, reason: str, text: str) -> None:
         self.diag.drop(f"input.{reason}")
-        self.get_logger().warning(text, throttle_duration_sec=_THROTTLE_S)
+        self.get_logger().warning(printable(text), throttle_duration_sec=_THROTTLE_S)
 
     def _on_points(self, msg: PointCloud2) -> None:
         now = time.monotonic_ns()
