@@ -2,7 +2,10 @@
 
 Contract:
 - :func:`build_cache` reads every bag through :class:`ws3d_ros.data.frames.BagFrames`
-  (the project's one bag reader), preprocesses each sweep with
+  (the project's one bag reader, with the run's
+  :class:`~ws3d_ros.data.sensors.SensorSet`), brings each sweep's intensity to the
+  model's ``intensity_range`` with :class:`~ws3d_ros.data.intensity.IntensityNormalizer`
+  (the runtime's one normalisation), preprocesses each sweep with
   :func:`ws3d_ros.models.inputs.prepare_geometry` (same point filter as the runtime) and
   lifts the frozen teacher's dense image features to the kept points with
   :func:`ws3d_ros.models.inputs.camera_inputs` (same projection and sampling as the
@@ -14,7 +17,10 @@ Contract:
   with an image sees (``clip_feats (V, D)`` float16, unit rows) with ``clip_index (N,)``
   (``V`` = unseen, the runtime's layout), ``view_of (N,)`` int8 (first camera that sees
   the point, -1 none) and an unsupervised over-segmentation ``segments (N,)`` int32
-  (:func:`ws3d_ros.geometry.supervoxels.supervoxels`). A sweep whose images are all
+  (:func:`ws3d_ros.geometry.supervoxels.supervoxels`, voxel ``supervoxel_voxel`` m,
+  seeds every ``supervoxel_size`` m). Classes: the bags' ``classes.yaml``, else the
+  labels' own class list (a label map file, or the ``panoptic/label_map`` of a labels
+  topic written by ``ws3d infer``). A sweep whose images are all
   missing is cached as a LiDAR-only frame (``V = 0``).
 - Frames are numbered in bag order, bag after bag; shard ``k`` of ``num_shards`` holds
   frames ``k::num_shards`` (``shard_KKK/FFFFFF.npz``), so DDP ranks read disjoint shards.
@@ -249,16 +255,13 @@ def _classes_of(bag: Path) -> tuple[list[str], list[str], list[list[int]]]:
 def _sidecar_labels(
     sidecars: Path | None, index: int, n: int
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """SemanticKITTI ``NNNNNN.label``: class id in the low 16 bits, instance in the high."""
+    """SemanticKITTI ``NNNNNN.label`` (raw ids; see :class:`ws3d_ros.data.labels.SidecarLabels`)."""
+    from ws3d_ros.data.labels import SidecarLabels
+
     if sidecars is None:
         return None, None
-    path = sidecars / f"{index:06d}.label"
-    if not path.is_file():
-        return None, None
-    packed = np.fromfile(path, dtype="<u4")
-    if len(packed) != n:
-        raise Ws3dError(f"{path} has {len(packed)} labels for a sweep of {n} points")
-    return (packed & 0xFFFF).astype(np.uint16), (packed >> 16).astype(np.uint32)
+    found = SidecarLabels(sidecars).read(index, n)
+    return (None, None) if found is None else found
 
 
 def _kept_points(points: np.ndarray, kept: np.ndarray, fields: Sequence[str]) -> np.ndarray:
@@ -279,6 +282,7 @@ def cache_frame(
     embed_dim: int,
     *,
     supervoxel_size: float = 1.0,
+    supervoxel_voxel: float = 0.2,
     sidecar_labels: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> CachedFrame:
     """One :class:`~ws3d_ros.data.frame.Frame` -> :class:`CachedFrame` (no disk I/O)."""
@@ -299,7 +303,9 @@ def cache_frame(
         view_of[hits[k].index] = k
     points = _kept_points(frame.points, geom.kept, config.point_features)
     intensity = points["intensity"] if "intensity" in (points.dtype.names or ()) else None
-    seg = supervoxels(geom.xyz, intensity=intensity, seed_resolution=supervoxel_size).labels
+    seg = supervoxels(
+        geom.xyz, intensity=intensity, voxel_size=supervoxel_voxel, seed_resolution=supervoxel_size
+    ).labels
     labels, instances = frame.labels, frame.instances
     if labels is None:
         labels, instances = sidecar_labels
@@ -325,9 +331,11 @@ def build_cache(
     embed_dim: int,
     num_shards: int = 4,
     supervoxel_size: float = 1.0,
+    supervoxel_voxel: float = 0.2,
     max_frames_per_bag: int = 0,
     frame_stride: int = 1,
     label_sidecars: str | Path | None = None,
+    sensors: Any = None,
     progress: bool = True,
 ) -> FrameCache:
     """Build (or reuse) the cache of ``bags`` under ``cache_root/<key>``; see module doc."""
@@ -335,7 +343,12 @@ def build_cache(
 
     from ws3d_ros.data.bag import BagReader
     from ws3d_ros.data.frames import BagFrames
+    from ws3d_ros.data.intensity import IntensityNormalizer
+    from ws3d_ros.data.sensors import SensorSet
 
+    sensors = sensors or SensorSet()
+    if label_sidecars and sensors.label_sidecars is None:
+        sensors = dataclasses.replace(sensors, label_sidecars=Path(label_sidecars))
     bag_paths = [Path(b) for b in bags]
     for b in bag_paths:
         if not b.exists():
@@ -343,9 +356,14 @@ def build_cache(
     options = {
         "num_shards": num_shards,
         "supervoxel_size": supervoxel_size,
+        "supervoxel_voxel": supervoxel_voxel,
+        "intensity_range": list(config.intensity_range),
+        "sensors": {
+            k: None if v is None else str(v) for k, v in dataclasses.asdict(sensors).items()
+        },
         "max_frames_per_bag": max_frames_per_bag,
         "frame_stride": frame_stride,
-        "label_sidecars": str(label_sidecars) if label_sidecars else None,
+        "label_sidecars": str(sensors.label_sidecars) if sensors.label_sidecars else None,
     }
     key = cache_key(bag_paths, config, clip_hash, options)
     root = Path(cache_root) / key
@@ -375,24 +393,28 @@ def build_cache(
             )
         n = -(-n // max(frame_stride, 1))
         total += min(n, max_frames_per_bag) if max_frames_per_bag else n
-    sidecars = Path(label_sidecars) if label_sidecars else None
     records: list[FrameRecord] = []
     bar = tqdm(total=total, desc="cache", unit="frame", disable=not progress)
     for b in bag_paths:
         taken = 0
-        with BagFrames(b) as frames:
+        normalize = IntensityNormalizer(config.intensity_range)
+        with BagFrames(b, sensors=sensors) as frames:
+            if not classes and frames.label_classes is not None:
+                found = frames.label_classes
+                classes, things = list(found.names), list(found.things)
+                colors = [list(c) for c in found.colors]
             for frame in frames:
                 if frame.index % max(frame_stride, 1):
                     continue
                 if max_frames_per_bag and taken >= max_frames_per_bag:
                     break
                 cached = cache_frame(
-                    frame,
+                    normalize(frame),
                     config,
                     teacher,
                     embed_dim,
                     supervoxel_size=supervoxel_size,
-                    sidecar_labels=_sidecar_labels(sidecars, frame.index, len(frame.points)),
+                    supervoxel_voxel=supervoxel_voxel,
                 )
                 g = len(records)
                 shard = g % num_shards

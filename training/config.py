@@ -47,7 +47,18 @@ DEFAULTS: dict[str, Any] = {
         "max_frames_per_bag": 0,  # 0: all
         "frame_stride": 1,  # keep every k-th synchronised frame
         "supervoxel_size": 1.0,  # m, seed resolution of the cached over-segmentation
+        # m, voxel of the over-segmentation (indoor scans want ~0.05)
+        "supervoxel_voxel_size": 0.2,
         "label_sidecars": None,  # SemanticKITTI labels/ dir when the bag has no labels topic
+        # The sensor set (ws3d_ros.data.sensors; the same flags as ws3d infer/eval/info);
+        # None: discovered from each bag / detected.
+        "points": None,  # LiDAR topic
+        "images": None,  # list of image topics (raw or compressed)
+        "camera_info": None,  # list of camera_info topics, in images order
+        "calibration": None,  # extrinsics YAML, KITTI calib.txt or nuScenes JSON
+        "labels_topic": None,  # labels PointCloud2 (label [, instance])
+        "label_map": None,  # learning map of raw label ids (config/label_maps/*.yaml)
+        "intensity_range": None,  # [lo, hi] of the bags' intensity; None: detected
     },
     "labels": {
         "mode": "full",  # full | none | fraction | clicks | scribbles
@@ -280,6 +291,8 @@ class TrainConfig:
             raise ConfigError(f"losses.object_distill.segments must be one of {SEGMENT_SOURCES}")
         if not 0.0 <= float(self.data["val_fraction"]) < 1.0:
             raise ConfigError("data.val_fraction must be in [0, 1)")
+        if float(self.data["supervoxel_voxel_size"]) <= 0:
+            raise ConfigError("data.supervoxel_voxel_size must be > 0")
         if int(self.data["num_shards"]) < 1:
             raise ConfigError("data.num_shards must be >= 1")
         if int(self.train["steps"]) < 1:
@@ -355,3 +368,27 @@ class TrainConfig:
 
     def loss_on(self, name: str) -> bool:
         return float(self.losses[name].get("weight", 0.0)) > 0.0
+
+
+def sensors_of(data: Mapping[str, Any]) -> Any:
+    """The :class:`~ws3d_ros.data.sensors.SensorSet` named by a config's ``data`` section."""
+    from ws3d_ros.data.intensity import parse_range
+    from ws3d_ros.data.sensors import SensorSet
+
+    def topics(value: Any) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(t).strip() for t in items if str(t).strip())
+
+    rng = data.get("intensity_range")
+    return SensorSet(
+        points=data.get("points"),
+        images=topics(data.get("images")),
+        camera_infos=topics(data.get("camera_info")),
+        calibration=Path(data["calibration"]) if data.get("calibration") else None,
+        labels=data.get("labels_topic"),
+        label_sidecars=Path(data["label_sidecars"]) if data.get("label_sidecars") else None,
+        label_map=Path(data["label_map"]) if data.get("label_map") else None,
+        intensity_range=None if rng is None else parse_range(rng),
+    )

@@ -48,7 +48,7 @@ import torch.distributed as dist
 from torch import nn
 
 from training.cache import CachedFrame, FrameCache, build_cache, clip_fingerprint, split_frames
-from training.config import TrainConfig
+from training.config import TrainConfig, sensors_of
 from training.ema import WeightAverage
 from training.fovmix import fovmix
 from training.losses import LossInputs, build_losses
@@ -444,6 +444,8 @@ def train(
         embed_dim=loaded.embed_dim,
         num_shards=int(data["num_shards"]),
         supervoxel_size=float(data["supervoxel_size"]),
+        supervoxel_voxel=float(data["supervoxel_voxel_size"]),
+        sensors=sensors_of(data),
         max_frames_per_bag=int(data["max_frames_per_bag"]),
         frame_stride=int(data["frame_stride"]),
         label_sidecars=data["label_sidecars"],
@@ -459,8 +461,14 @@ def train(
 
     class_names = list(classes or cache.class_names)
     thing_names = list(things if things is not None else cache.thing_names)
-    if not class_names:
-        raise Ws3dError("the bags have no classes.yaml; pass --classes (and --things)")
+    if not class_names and cfg.labels["mode"] != "none":
+        raise Ws3dError(
+            f"labels.mode {cfg.labels['mode']} needs class names: the bags have no "
+            "classes.yaml and the labels no label map; pass --classes (and --things) "
+            "or --label-map"
+        )
+    if not class_names:  # distillation only: the vocabulary is chosen at inference
+        log.info("no class names: training without labels (distillation only)")
     thing_mask = [n in thing_names for n in class_names]
     thing_ids = np.flatnonzero(np.asarray(thing_mask))
     train_recs, val_recs = split_frames(
@@ -525,7 +533,10 @@ def train(
     # ---- text embeddings of the training vocabulary (frozen)
     templates = list(model_cfg.clip["templates"])
     encoder = TextEncoder(loaded.clip.model, loaded.clip.tokenizer, device=device)
-    text = encoder.encode(class_names, templates).clone().to(device)
+    if class_names:
+        text = encoder.encode(class_names, templates).clone().to(device)
+    else:
+        text = torch.zeros((0, loaded.embed_dim), device=device)
 
     # ---- model, losses, optimiser
     feat_ch = int(model_cfg.fusion["channels"])

@@ -2,8 +2,11 @@
 
 Scores a model (--model: exported directory or `ws3d train` checkpoint, run through the
 Pipeline over the labelled bag) or the panoptic/points of a bag written by `ws3d infer`
-(--pred), against the bag's ground-truth labels topic, split in and out of the camera
-field of view. Writes metrics.json, metrics.md, confusion.png and baseline.json into
+(--pred), against the bag's ground truth (a labels PointCloud2 topic: discovered, or
+--labels TOPIC, which may be another run's /panoptic/points; or SemanticKITTI sidecars:
+--label-sidecars DIR with --label-map FILE), split in and out of the camera field of
+view. Classes: --classes-file, else the --label-map file or the labels' label_map, else
+the bag's classes.yaml. Writes metrics.json, metrics.md, confusion.png and baseline.json into
 --out and prints the summary with the majority-class baseline for reference.
 """
 
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ws3d_ros.data.sensors import add_sensor_arguments
 from ws3d_ros.errors import Ws3dError
 
 EPILOG = """\
@@ -23,6 +27,9 @@ examples:
   ws3d eval --bag /tmp/heldout --model runs/demo/model.pt --out runs/demo/eval
   ws3d eval --bag /tmp/heldout --model runs/demo/model --backend onnxruntime --out eval/
   ws3d eval --bag /tmp/heldout --pred /tmp/heldout_labelled --out eval/
+  ws3d eval --bag kitti/ --model model.pt --out eval/ --points /kitti/velo/pointcloud \\
+      --label-sidecars sequences/00/labels --label-map config/label_maps/semantic_kitti.yaml
+  ws3d eval --bag drive/ --model new.pt --labels /panoptic/points --out eval/
 """
 
 UNKNOWN = 65535
@@ -52,24 +59,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--classes-file", type=Path, help="classes.yaml (default: the bag's)")
     parser.add_argument("--max-frames", type=int, default=0, help="stop after N sweeps (0: all)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sensor_arguments(parser, sidecars=True)
     parser.set_defaults(func=run)
 
 
-def _classes(args: argparse.Namespace) -> tuple[list[str], list[bool], np.ndarray]:
-    from ws3d_ros.sim.classes import load_classes
+def _classes(args: argparse.Namespace, frames: Any) -> tuple[list[str], list[bool], np.ndarray]:
+    from ws3d_ros.data.labels import bag_label_classes
 
-    path = (
-        args.classes_file or (args.bag if args.bag.is_dir() else args.bag.parent) / "classes.yaml"
-    )
-    if not path.is_file():
-        raise Ws3dError(f"no classes file {path}; pass --classes-file")
-    classes = load_classes(path)
-    if [c.id for c in classes] != list(range(len(classes))):
-        raise Ws3dError(f"{path}: class ids must be 0..n-1")
+    if args.classes_file is not None and not args.classes_file.is_file():
+        raise Ws3dError(f"no classes file {args.classes_file}")
+    found, origin = bag_label_classes(args.bag, frames.label_classes, args.classes_file)
+    if found is None:
+        raise Ws3dError(f"no class list ({origin}); pass --classes-file or --label-map")
     return (
-        [c.name for c in classes],
-        [c.thing for c in classes],
-        np.array([c.color for c in classes], np.uint8),
+        list(found.names),
+        [n in found.things for n in found.names],
+        np.array(found.colors, np.uint8).reshape(-1, 3),
     )
 
 
@@ -125,12 +130,25 @@ def _pred_stream(pred_bag: Path) -> tuple[dict[int, Any], dict[int, str]]:
 
 
 def evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], list[str], Any]:
+    from ws3d_ros.data.frames import BagFrames
+    from ws3d_ros.data.sensors import SensorSet
+
+    frames = BagFrames(args.bag, sensors=SensorSet.from_args(args))
+    try:
+        return _evaluate(args, frames)
+    finally:
+        frames.close()
+
+
+def _evaluate(
+    args: argparse.Namespace, frames: Any
+) -> tuple[dict[str, Any], dict[str, Any], list[str], Any]:
     from tqdm import tqdm
 
-    from ws3d_ros.data.frames import BagFrames
+    from ws3d_ros.data.labels import no_labels_message
     from ws3d_ros.eval.metrics import PanopticEvaluator, majority_class_baseline
 
-    names, thing, colors = _classes(args)
+    names, thing, colors = _classes(args, frames)
     ev = PanopticEvaluator(names, thing)
     gts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     pipeline = None
@@ -148,38 +166,51 @@ def evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], 
         lut = _lut(id_to_name or dict(enumerate(names)), names)
     frames_done = 0
     missing = 0
-    with BagFrames(args.bag) as frames:
-        bar = tqdm(desc="eval", unit="sweep", disable=args.quiet)
-        for frame in frames:
-            if frame.labels is None:
+    unlabelled = 0
+    bar = tqdm(desc="eval", unit="sweep", disable=args.quiet)
+    for frame in frames:
+        if frame.labels is None:
+            unlabelled += 1
+            continue
+        if pipeline is not None:
+            res = pipeline(frame)
+            pl, pi = res.label.astype(np.int64), res.instance.astype(np.int64)
+        else:
+            if frame.stamp_ns not in clouds:
+                missing += 1
                 continue
-            if pipeline is not None:
-                res = pipeline(frame)
-                pl, pi = res.label.astype(np.int64), res.instance.astype(np.int64)
-            else:
-                if frame.stamp_ns not in clouds:
-                    missing += 1
-                    continue
-                pl, pi = clouds[frame.stamp_ns]
-                if len(pl) != len(frame.labels):
-                    raise Ws3dError(
-                        f"prediction at {frame.stamp_ns} has {len(pl)} points, sweep has "
-                        f"{len(frame.labels)}"
-                    )
-            # The FOV split is a property of the data (every finite point a camera with
-            # an image sees), the same for --model and --pred, whatever the model's range.
-            fov = in_fov_mask(frame)
-            pred = np.where(pl == UNKNOWN, UNKNOWN, lut[np.clip(pl, 0, 65535)])
-            gi = frame.instances if frame.instances is not None else np.zeros(len(pl), np.uint32)
-            ev.add(frame.labels, gi, pred, np.where(pred == UNKNOWN, 0, pi), in_fov=fov)
-            gts.append((frame.labels, gi, fov))
-            frames_done += 1
-            bar.update(1)
-            if args.max_frames and frames_done >= args.max_frames:
-                break
-        bar.close()
+            pl, pi = clouds[frame.stamp_ns]
+            if len(pl) != len(frame.labels):
+                raise Ws3dError(
+                    f"prediction at {frame.stamp_ns} has {len(pl)} points, sweep has "
+                    f"{len(frame.labels)}"
+                )
+        # The FOV split is a property of the data (every finite point a camera with
+        # an image sees), the same for --model and --pred, whatever the model's range.
+        fov = in_fov_mask(frame)
+        pred = np.where(pl == UNKNOWN, UNKNOWN, lut[np.clip(pl, 0, 65535)])
+        gi = frame.instances if frame.instances is not None else np.zeros(len(pl), np.uint32)
+        ev.add(frame.labels, gi, pred, np.where(pred == UNKNOWN, 0, pi), in_fov=fov)
+        gts.append((frame.labels, gi, fov))
+        frames_done += 1
+        bar.update(1)
+        if args.max_frames and frames_done >= args.max_frames:
+            break
+    bar.close()
     if frames_done == 0:
-        raise Ws3dError(f"no labelled sweep of {args.bag} could be evaluated")
+        if unlabelled or not frames.stats.frames:
+            looked = []
+            if frames.topics.labels is not None:
+                looked.append(f"labels topic {frames.topics.labels} ({unlabelled} sweeps without)")
+            else:
+                looked.append("a PointCloud2 with a 'label' field (none in the bag)")
+            if frames.sidecars is not None:
+                looked.append(f"sidecars {frames.sidecars.directory}/NNNNNN.label")
+            raise Ws3dError(no_labels_message(args.bag, looked))
+        raise Ws3dError(
+            f"no labelled sweep of {args.bag} could be evaluated "
+            f"({missing} labelled sweeps had no prediction in --pred)"
+        )
     result = ev.result()
     major = majority_class_baseline([g[0] for g in gts])
     base = PanopticEvaluator(names, thing)

@@ -3,6 +3,10 @@
 The output bag holds every input message unchanged plus ``panoptic/points`` (PointCloud2:
 x, y, z, label, instance, score; same point count and order as each sweep) and
 ``panoptic/label_map`` (std_msgs/String JSON, latched), exactly as the node publishes.
+The sensors are discovered unless given (--points, --images raw or compressed,
+--camera-info, --calibration); intensity is rescaled to the model's trained range
+(--intensity-range, else detected). --overlay DIR writes one PNG per camera per sweep
+(DIR/<camera>/<sweep>_<stamp>.png, points in class colours).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ws3d_ros.data.sensors import SensorSet, add_sensor_arguments
 from ws3d_ros.errors import Ws3dError
 
 log = logging.getLogger(__name__)
@@ -23,6 +28,9 @@ examples:
   ws3d infer --bag /tmp/street --model runs/demo/model --out /tmp/street_labelled
   ws3d infer --bag drive/ --model model/ --classes car,person,road,building --things car,person
   ws3d infer --bag drive/ --model model/ --mode lidar_only --backend torch --out out/
+  ws3d infer --bag kitti/ --model model/ --out out/ --points /kitti/velo/pointcloud \\
+      --images /kitti/camera_color_left/image_raw --calibration calib_cam_to_cam.txt
+  ws3d infer --bag nusc/ --model model/ --out out/ --intensity-range 0,255 --overlay pngs/
 """
 
 POINTS_TOPIC = "/panoptic/points"
@@ -61,7 +69,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=int, default=0, help="stop after N sweeps (0: all)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--overlay",
+        type=Path,
+        metavar="DIR",
+        help="write DIR/<camera>/<sweep>_<stamp>.png per camera per sweep (a new directory)",
+    )
+    add_sensor_arguments(parser, labels=False)
     parser.set_defaults(func=run)
+
+
+def _write_overlays(overlay_dir: Path, frame: Any, result: Any, colors: Any, index: int) -> int:
+    """One PNG per camera with an image; returns how many were written."""
+    import cv2
+
+    from ws3d_ros.runtime.outputs import camera_overlays
+
+    written = 0
+    for name, image in camera_overlays(frame, result, colors).items():
+        folder = overlay_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{index:06d}_{frame.stamp_ns}.png"
+        if not cv2.imwrite(str(path), image[:, :, ::-1]):
+            raise Ws3dError(f"cannot write overlay {path}")
+        written += 1
+    return written
 
 
 def _infer(
@@ -93,6 +125,7 @@ def _infer(
 
     t0 = time.perf_counter()
     n_frames = 0
+    overlays = 0
     stage_ms: dict[str, float] = {}
     with BagReader(args.bag) as reader, BagWriter(tmp, storage=args.storage) as writer:
         for topic, info in reader.topics.items():
@@ -106,7 +139,7 @@ def _infer(
             reader.start_ns,
             label_map_message(pipeline.vocabulary.label_map_json(), kit),
         )
-        with BagFrames(args.bag) as frames:
+        with BagFrames(args.bag, sensors=SensorSet.from_args(args)) as frames:
             bar = tqdm(
                 total=reader.topics[frames.topics.points].count,
                 desc="infer",
@@ -119,6 +152,10 @@ def _infer(
                     frame.points, result, frame_id=frame.frame_id, stamp_ns=frame.stamp_ns, kit=kit
                 )
                 writer.write(POINTS_TOPIC, frame.stamp_ns, msg)
+                if args.overlay is not None:
+                    overlays += _write_overlays(
+                        args.overlay, frame, result, pipeline.vocabulary.color_table(), n_frames
+                    )
                 for k, v in result.timings.items():
                     stage_ms[k] = stage_ms.get(k, 0.0) + v
                 n_frames += 1
@@ -127,6 +164,17 @@ def _infer(
                     break
             bar.close()
             stats = frames.stats.summary()
+            stats["topics"] = {
+                "points": frames.topics.points,
+                "cameras": {c.name: c.image for c in frames.topics.cameras},
+            }
+            rng = frames.intensity_range
+            stats["intensity"] = {
+                "input_range": None if rng is None else list(rng),
+                "origin": frames.intensity_origin,
+                "model_range": list(pipeline.config.intensity_range),
+            }
+            stats["overlays"] = overlays
             skipped = {str(r) for r in [*reader.skipped, *frames.skipped]}
             stats["skipped_records"] = sorted(skipped)
     return n_frames, stage_ms, stats, classes, t0
@@ -138,6 +186,14 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if out.suffix == ".mcap":
         out = out.with_suffix("")
+    if args.overlay is not None:
+        from ws3d_ros.output_dirs import check_not_input
+
+        check_not_input(args.overlay, [args.bag, args.model, out], what="--overlay")
+        if args.overlay.exists() and any(args.overlay.iterdir()):
+            raise Ws3dError(
+                f"--overlay {args.overlay} exists and is not empty; name a new directory"
+            )
     # The labelled bag is written under a temporary name and renamed at the end; --overwrite
     # replaces only a previous `ws3d infer` output, never an input or a foreign directory.
     with atomic_output_dir(

@@ -1,11 +1,15 @@
 """``ws3d info BAG_OR_FILE``: what a bag (or a KITTI-style file) holds.
 
 For a rosbag2: topics with types, counts and rates; a decoded summary of the
-first message of every sensor topic; the calibration found (``/tf_static``
-edges, per-camera model and extrinsics); and how many synchronised frames the
-frame iterator makes, with the reasons others were dropped. For a KITTI
-``velodyne/*.bin`` sweep, a SemanticKITTI ``.label`` file or a ``calib.txt``:
-counts, ranges and histograms. ``--json`` prints the same as one JSON object.
+first message of every sensor topic; the sensor set the commands use (LiDAR,
+cameras raw or compressed, labels, intensity range; discovered unless given
+with the same flags as infer/eval/train) and the flags that pin it; the
+calibration found (``/tf_static`` edges or --calibration, per-camera model and
+extrinsics); and how many synchronised frames the frame iterator makes, with
+the reasons others were dropped. For a KITTI ``velodyne/*.bin`` sweep, a
+SemanticKITTI ``.label`` file or a KITTI calibration (any file name with P2 and
+Tr lines): counts, ranges and histograms. ``--json`` prints the same as one
+JSON object.
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from ws3d_ros.data.sensors import (
+    IMAGE_MSG,
+    SensorSet,
+    add_sensor_arguments,
+    override_flags,
+    transport_of,
+)
 from ws3d_ros.errors import BagError, Ws3dError
 
 
@@ -28,7 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="topics, rates, calibration and synchronised frames of a bag (or a KITTI file)",
         description=__doc__.split("\n\n")[1],
         epilog="examples:\n  ws3d info /tmp/street\n  ws3d info /tmp/street --json\n"
-        "  ws3d info kitti/velodyne/000000.bin\n  ws3d info kitti/labels/000000.label",
+        "  ws3d info kitti_bag --points /kitti/velo/pointcloud "
+        "--calibration 2011_09_26.txt\n"
+        "  ws3d info nusc_bag --intensity-range 0,255\n"
+        "  ws3d info kitti/velodyne/000000.bin\n  ws3d info kitti/labels/000000.label\n"
+        "  ws3d info kitti/00/calib.txt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("path", type=Path, help="rosbag2 directory, .bin, .label or calib.txt")
@@ -36,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-frames", action="store_true", help="skip the synchronisation pass (faster)"
     )
+    add_sensor_arguments(parser, sidecars=True)
     parser.set_defaults(func=run)
 
 
@@ -71,7 +87,9 @@ def _summarise_message(msgtype: str, msg: Any) -> str:
     return ""
 
 
-def bag_info(path: Path, *, frames: bool = True) -> dict[str, Any]:
+def bag_info(
+    path: Path, *, frames: bool = True, sensors: SensorSet | None = None
+) -> dict[str, Any]:
     from ws3d_ros.data.bag import BagReader
     from ws3d_ros.data.frames import BagFrames
 
@@ -114,12 +132,25 @@ def bag_info(path: Path, *, frames: bool = True) -> dict[str, Any]:
         )
     out["topics"] = topics
     try:
-        with BagFrames(path, decode_images=frames) as bag:
+        with BagFrames(path, decode_images=frames, sensors=sensors) as bag:
+            kinds = {t["topic"]: t["type"] for t in topics}
             out["streams"] = {
                 "points": bag.topics.points,
                 "cameras": {c.name: c.image for c in bag.topics.cameras},
+                "camera_transports": {
+                    c.name: transport_of(kinds.get(c.image, IMAGE_MSG["raw"]))
+                    for c in bag.topics.cameras
+                },
+                "camera_infos": {c.name: c.camera_info for c in bag.topics.cameras},
                 "labels": bag.topics.labels,
+                "label_sidecars": None if bag.sidecars is None else str(bag.sidecars.directory),
+                "calibration_file": None
+                if bag.calibration_file is None
+                else f"{bag.calibration_file.path} ({bag.calibration_file.kind})",
+                "intensity_range": bag.intensity_range,
+                "intensity_origin": bag.intensity_origin,
             }
+            out["override_flags"] = override_flags(bag.topics, bag.sensors)
             out["tf_static"] = [f"{p}->{c}" for p, c in bag.tf.edges()]
             if frames:
                 n_points = []
@@ -144,6 +175,12 @@ def bag_info(path: Path, *, frames: bool = True) -> dict[str, Any]:
     except BagError as exc:
         out["frames_error"] = str(exc)
     return out
+
+
+def _is_kitti_calib(path: Path) -> bool:
+    from ws3d_ros.data.sensors import _looks_like_kitti
+
+    return path.is_file() and _looks_like_kitti(path)
 
 
 def file_info(path: Path) -> dict[str, Any]:
@@ -173,7 +210,7 @@ def file_info(path: Path) -> dict[str, Any]:
             classes={int(k): v for k, v in sorted(classes.items())},
             instances=len(np.unique(raw[(raw >> 16) > 0])),
         )
-    elif path.name.startswith("calib") and path.suffix == ".txt":
+    elif _is_kitti_calib(path):
         from ws3d_ros.geometry.extrinsics import load_kitti_calib
 
         calib = load_kitti_calib(path)
@@ -184,7 +221,8 @@ def file_info(path: Path) -> dict[str, Any]:
         )
     else:
         raise Ws3dError(
-            f"{path}: not a rosbag2 directory, KITTI .bin, SemanticKITTI .label or calib.txt"
+            f"{path}: not a rosbag2 directory, KITTI .bin, SemanticKITTI .label or a KITTI "
+            "calibration (P2 and Tr/Tr_velo_to_cam lines)"
         )
     return out
 
@@ -204,10 +242,25 @@ def _print_bag(info: dict[str, Any]) -> None:
         print(f"skipped a corrupt record: {record}")
     if "streams" in info:
         s = info["streams"]
-        print(f"\nLiDAR: {s['points']}   labels: {s['labels'] or 'none'}")
+        labels = s["labels"] or (
+            f"sidecars {s['label_sidecars']}" if s["label_sidecars"] else "none"
+        )
+        print(f"\nLiDAR: {s['points']}   labels: {labels}")
+        rng = s["intensity_range"]
+        if rng is None:
+            print(f"intensity: {s['intensity_origin']}")
+        else:
+            print(f"intensity: [{rng[0]:g}, {rng[1]:g}] ({s['intensity_origin']})")
         for name, topic in s["cameras"].items():
-            print(f"camera {name}: {topic}  {info.get('calibration', {}).get(name, '')}")
+            info_topic = s["camera_infos"][name] or "intrinsics from the calibration file"
+            print(
+                f"camera {name}: {topic} ({s['camera_transports'][name]}), {info_topic}  "
+                f"{info.get('calibration', {}).get(name, '')}"
+            )
+        if s["calibration_file"]:
+            print(f"calibration: {s['calibration_file']}")
         print(f"tf_static: {', '.join(info['tf_static']) or 'none'}")
+        print(f"override with: {info['override_flags']}")
     if "frames" in info:
         f = info["frames"]
         print(
@@ -230,7 +283,10 @@ def run(args: argparse.Namespace) -> int:
     if not path.exists():
         raise Ws3dError(f"{path} does not exist")
     is_bag = path.is_dir() or path.suffix in (".mcap", ".db3")
-    info = bag_info(path, frames=not args.no_frames) if is_bag else file_info(path)
+    if is_bag:
+        info = bag_info(path, frames=not args.no_frames, sensors=SensorSet.from_args(args))
+    else:
+        info = file_info(path)
     if args.json:
         json.dump(info, sys.stdout, indent=2, default=str)
         print()

@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from ws3d_ros.data.sensors import SensorSet, add_sensor_arguments
+
 EPILOG = """\
 examples:
   ws3d train --config training/configs/demo_quick.yaml --bags /tmp/tr --out runs/demo
@@ -22,6 +24,10 @@ examples:
   ws3d train --config weak_clicks.yaml --bags a/ --out runs/clicks --clicks-per-object 1
   ws3d train --config full_supervised.yaml --bags a/ --out runs/full --resume
   ws3d train --config otoc.yaml --bags a/ --out runs/otoc       # OTOC rounds 0..3
+  ws3d train --config full_supervised --bags kitti/ --out runs/kitti \\
+      --points /kitti/velo/pointcloud --calibration calib.txt \\
+      --label-sidecars sequences/00/labels --label-map config/label_maps/semantic_kitti.yaml
+  ws3d train --config distill_clip --bags nusc/ --out runs/nusc --intensity-range 0,255
   torchrun --nproc_per_node=2 -m ws3d_ros.cli.main train --config ignet_fovmix.yaml \\
       --bags a/ b/ --out runs/ddp
 
@@ -31,6 +37,11 @@ One Click self-training: round 0 on the clicks, rounds 1..R on pseudo labels pro
 over the supervoxel graph (RUN_DIR/round<r>/, RUN_DIR/rounds.json with per-round
 pseudo-label coverage/accuracy/mIoU, RUN_DIR/model.pt = the last round's model).
 A config name without a path is looked up there.
+
+sensors: --points, --images, --camera-info, --calibration, --labels, --intensity-range
+are those of `ws3d info/infer/eval` (data.points, data.images, ... in the config);
+--label-sidecars with --label-map reads SemanticKITTI .label files through a learning
+map; --supervoxel-voxel sets the over-segmentation voxel (m; indoor scans ~0.05).
 """
 
 
@@ -63,7 +74,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scribbles", action="store_true", help="scribble labels per object")
     parser.add_argument("--no-labels", action="store_true", help="ignore labels (distillation)")
     parser.add_argument(
-        "--label-sidecars", type=Path, help="SemanticKITTI labels/ dir (NNNNNN.label per sweep)"
+        "--supervoxel-voxel",
+        type=float,
+        metavar="M",
+        help="voxel of the cached over-segmentation (data.supervoxel_voxel_size, default 0.2)",
     )
     parser.add_argument("--classes", help="comma-separated classes (default: bag classes.yaml)")
     parser.add_argument("--things", help="comma-separated thing classes")
@@ -76,6 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", help="auto | cpu | cuda[:N]")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_sensor_arguments(parser, sidecars=True)
     # Testing aid: stop after this step as if killed (checkpoints as usual).
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
@@ -104,6 +119,23 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:
         out["data.cache_dir"] = str(args.cache_dir)
     if args.label_sidecars is not None:
         out["data.label_sidecars"] = str(args.label_sidecars)
+    if args.supervoxel_voxel is not None:
+        out["data.supervoxel_voxel_size"] = args.supervoxel_voxel
+    sensors = SensorSet.from_args(args)  # validates the flags
+    for key, value in (
+        ("points", sensors.points),
+        ("images", sensors.images),
+        ("camera_info", sensors.camera_infos),
+        ("calibration", sensors.calibration),
+        ("labels_topic", sensors.labels),
+        ("label_map", sensors.label_map),
+        ("intensity_range", sensors.intensity_range),
+    ):
+        if value is not None:
+            out[f"data.{key}"] = (
+                str(value) if isinstance(value, Path) else list(value)
+                if isinstance(value, tuple) else value
+            )  # fmt: skip
     modes = [
         args.label_fraction is not None,
         args.clicks_per_object is not None,
@@ -176,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         prepare_run_dir(
             args.out,
             "train",
-            inputs=[*bags, args.label_sidecars],
+            inputs=[*bags, args.label_sidecars, args.label_map, args.calibration],
             resume=args.resume,
             force=args.force,
         )

@@ -48,6 +48,10 @@ class Frame:
     instances: np.ndarray | None = None  # (N,) uint32
     index: int = 0
     source: str = ""
+    #: the sweep's intensity scale (declared or detected; ``None``: let the consumer
+    #: detect it) and where it came from; see :mod:`ws3d_ros.data.intensity`
+    intensity_range: tuple[float, float] | None = None
+    intensity_origin: str = ""
 
     def __post_init__(self) -> None:
         if self.points.ndim != 1:

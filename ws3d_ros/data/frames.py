@@ -35,6 +35,15 @@ import numpy as np
 
 from ws3d_ros.data.bag import BagReader, SkippedRecord, TopicInfo
 from ws3d_ros.data.frame import CameraView, Frame
+from ws3d_ros.data.intensity import DETECT_SWEEPS, max_intensity, snap_range
+from ws3d_ros.data.labels import (
+    LabelClasses,
+    LabelMap,
+    SidecarLabels,
+    load_label_map,
+    output_label_classes,
+)
+from ws3d_ros.data.sensors import Calibration, SensorSet, load_calibration
 from ws3d_ros.errors import BagError, CalibrationError, MessageFormatError, Ws3dError
 from ws3d_ros.geometry.camera import CameraModel
 from ws3d_ros.geometry.extrinsics import Transform
@@ -105,9 +114,48 @@ def camera_namespace(image_topic: str) -> str:
     return topic.rsplit("/", 1)[0]
 
 
-def _is_label_topic(name: str) -> bool:
+#: Topics the project itself publishes/writes (``panoptic/points``, ``panoptic/overlay``,
+#: ...): never taken as a sensor by discovery, only when named with a flag.
+OUTPUT_NAMESPACE = "panoptic"
+
+
+def is_project_output(name: str) -> bool:
+    """``/panoptic/points``, ``/robot/panoptic/overlay``, ...: the project's outputs."""
+    return OUTPUT_NAMESPACE in name.strip("/").split("/")[:-1]
+
+
+def _is_label_topic(name: str, fields: Sequence[str] | None = None) -> bool:
+    if fields is not None:
+        return "label" in fields
     last = name.rsplit("/", 1)[-1]
     return "label" in last or last in ("gt", "ground_truth")
+
+
+def _is_lidar_candidate(name: str, fields: Sequence[str] | None) -> bool:
+    if is_project_output(name):
+        return False
+    if fields is None:
+        return not _is_label_topic(name)
+    return "x" in fields
+
+
+def _lidar_rank(name: str, count: int, fields: Sequence[str] | None) -> tuple:
+    """Sort key of a LiDAR candidate: ring/intensity fields first, then clouds without
+    labels, then sweep-like names, then the busiest."""
+    f = set(fields or ())
+    sensor_fields = (-(("ring" in f) + ("intensity" in f)), "label" in f)
+    last = name.rsplit("/", 1)[-1]
+    named = not (last.endswith("points") or last.endswith("pointcloud"))
+    return (sensor_fields, named, "depth" in name, -count, name)
+
+
+def _check_type(
+    topics: Mapping[str, TopicInfo], name: str, flag: str, types: Sequence[str]
+) -> None:
+    if name not in topics:
+        raise BagError(f"{flag} {name}: topic is not in the bag (topics: {sorted(topics)})")
+    if topics[name].msgtype not in types:
+        raise BagError(f"{flag} {name} is a {topics[name].msgtype}, expected {' or '.join(types)}")
 
 
 def discover_topics(
@@ -117,45 +165,78 @@ def discover_topics(
     images: Sequence[str] | None = None,
     labels: str | None = None,
     use_labels: bool = True,
+    camera_infos: Sequence[str] | None = None,
+    cloud_fields: Mapping[str, Sequence[str]] | None = None,
+    uncalibrated_ok: bool = False,
 ) -> TopicMap:
-    """Pick the LiDAR, camera and label topics of a bag (or check the given ones)."""
+    """Pick the LiDAR, camera and label topics of a bag (or check the given ones).
+
+    Discovery never picks the project's own outputs (:func:`is_project_output`); a
+    LiDAR candidate is a PointCloud2 without a ``label`` field, those with ``ring`` /
+    ``intensity`` fields first (``cloud_fields``: each cloud topic's field names, when
+    known); labels are a PointCloud2 with a ``label`` field (the sweep itself when it
+    carries one and no other cloud does). ``camera_infos`` pairs with
+    ``images`` in order (default: ``<namespace>/camera_info``); with ``uncalibrated_ok``
+    an image without camera_info is kept (``camera_info=""``: the calibration file gives
+    its intrinsics).
+    """
+    fields = dict(cloud_fields or {})
     by_type: dict[str, list[str]] = {}
     for info in topics.values():
         by_type.setdefault(info.msgtype, []).append(info.name)
     clouds = sorted(by_type.get(POINTCLOUD2, []))
 
-    for given in [points, labels, *(images or [])]:
-        if given is not None and given not in topics:
-            raise BagError(f"topic {given} is not in the bag (topics: {sorted(topics)})")
+    if points is not None:
+        _check_type(topics, points, "--points", [POINTCLOUD2])
+    if labels is not None:
+        _check_type(topics, labels, "--labels", [POINTCLOUD2])
+    for image in images or []:
+        _check_type(topics, image, "--images", IMAGE_TYPES)
+    for info in camera_infos or []:
+        _check_type(topics, info, "--camera-info", [CAMERA_INFO])
     if points is None:
-        candidates = [t for t in clouds if not _is_label_topic(t)]
+        candidates = [t for t in clouds if _is_lidar_candidate(t, fields.get(t)) and t != labels]
         if not candidates:
-            raise BagError(f"no PointCloud2 LiDAR topic in the bag (topics: {sorted(topics)})")
-        # Prefer a topic named like a sweep, then the busiest.
-        candidates.sort(key=lambda t: (not t.endswith("points"), -topics[t].count, t))
+            raise BagError(
+                f"no PointCloud2 LiDAR topic in the bag (topics: {sorted(topics)}); "
+                "pass --points TOPIC"
+            )
+        candidates.sort(key=lambda t: _lidar_rank(t, topics[t].count, fields.get(t)))
         points = candidates[0]
     if labels is None and use_labels:
-        found = [t for t in clouds if _is_label_topic(t) and t != points]
+        found = [
+            t for t in clouds if _is_label_topic(t, fields.get(t)) and not is_project_output(t)
+        ]
+        # A separate labels cloud first; else labels carried inside the sweep itself.
+        found.sort(key=lambda t: (t == points, t))
         labels = found[0] if found else None
 
     image_topics = list(images) if images is not None else []
     if images is None:
         for type_name in IMAGE_TYPES:
-            image_topics += by_type.get(type_name, [])
+            image_topics += [t for t in by_type.get(type_name, []) if not is_project_output(t)]
         # An Image and its /compressed twin: keep the raw one.
         raw = set(image_topics)
         image_topics = [
             t for t in image_topics if not (t.endswith("/compressed") and t[:-11] in raw)
         ]
+        image_topics.sort()
+    given_infos = dict(zip(images or [], camera_infos or [], strict=False))
     infos = set(by_type.get(CAMERA_INFO, []))
     cameras = []
-    for image in sorted(image_topics):
-        info = camera_namespace(image) + "/camera_info"
+    for image in image_topics:
+        info = given_infos.get(image) or camera_namespace(image) + "/camera_info"
         if info not in infos:
-            if images is not None:
-                raise BagError(f"no camera_info topic {info} beside image topic {image}")
-            log.warning("image topic %s has no %s: not used", image, info)
-            continue
+            if uncalibrated_ok:
+                info = ""
+            elif images is not None:
+                raise BagError(
+                    f"no camera_info topic {info} beside image topic {image}; "
+                    "pass --camera-info TOPIC (or a --calibration file with intrinsics)"
+                )
+            else:
+                log.warning("image topic %s has no %s: not used", image, info)
+                continue
         cameras.append(CameraTopics(camera_name_of(image), image, info))
     names = [c.name for c in cameras]
     if len(set(names)) != len(names):  # /a/cam/image_raw and /b/cam/image_raw
@@ -167,6 +248,20 @@ def discover_topics(
         ]
     tf_static = "/tf_static" if "/tf_static" in topics else None
     return TopicMap(points, tuple(cameras), labels, tf_static)
+
+
+def cloud_fields_of(reader: BagReader, names: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Field names of the first message of each PointCloud2 topic in ``names``."""
+    out: dict[str, tuple[str, ...]] = {}
+    wanted = [n for n in names if reader.topics[n].count > 0]
+    if not wanted:
+        return out
+    for topic, _, msg in reader.messages(wanted):
+        if topic not in out:
+            out[topic] = tuple(f.name for f in msg.fields)
+            if len(out) == len(wanted):
+                break
+    return out
 
 
 def read_static_tf(reader: BagReader, topic: str | None) -> TransformTree:
@@ -209,20 +304,109 @@ class BagFrames:
         timeout_ns: int = 500_000_000,
         queue_size: int = 20,
         decode_images: bool = True,
+        sensors: SensorSet | None = None,
     ) -> None:
         self.path = Path(path)
+        self.sensors = sensors = sensors or SensorSet(
+            points=points, images=None if images is None else tuple(images), labels=labels
+        )
+        use_labels = use_labels and sensors.use_labels
         self._reader = BagReader(self.path)
+        topics = self._reader.topics
+        fields: dict[str, tuple[str, ...]] = {}
+        if sensors.points is None or (sensors.labels is None and use_labels):
+            clouds = [t for t, i in topics.items() if i.msgtype == POINTCLOUD2]
+            fields = cloud_fields_of(self._reader, clouds)
         self.topics = discover_topics(
-            self._reader.topics, points=points, images=images, labels=labels, use_labels=use_labels
+            topics,
+            points=sensors.points,
+            images=sensors.images,
+            labels=sensors.labels,
+            use_labels=use_labels,
+            camera_infos=sensors.camera_infos,
+            cloud_fields=fields,
+            uncalibrated_ok=sensors.calibration is not None,
         )
         self.tf = read_static_tf(self._reader, self.topics.tf_static)
         self.calibration = dict(calibration or {})
+        self.calibration_file: Calibration | None = None
+        if sensors.calibration is not None:
+            self.calibration_file = load_calibration(sensors.calibration, self.camera_names)
+            for name, T in self.calibration_file.extrinsics.items():
+                self.calibration.setdefault(name, T)
         self.camera_models = dict(camera_models or {})
+        self._intrinsics_only_cameras()
+        self.label_map: LabelMap | None = (
+            load_label_map(sensors.label_map) if sensors.label_map is not None else None
+        )
+        self.sidecars = (
+            SidecarLabels(sensors.label_sidecars, self.label_map)
+            if sensors.label_sidecars is not None and use_labels
+            else None
+        )
+        #: the classes of a labels topic written by the project (from its label_map; ids
+        #: renumbered 0..C-1), or of the label map file; ``None``: the bag's classes.yaml
+        self.label_classes: LabelClasses | None = self._output_label_classes()
+        if self.label_classes is None and self.label_map is not None:
+            m = self.label_map
+            self.label_classes = LabelClasses(m.names, m.things, m.colors)
+        self.intensity_range, self.intensity_origin = self._intensity_range()
         self.slop_ns = slop_ns
         self.timeout_ns = timeout_ns
         self.queue_size = queue_size
         self.decode_images = decode_images
         self.stats = FrameStats()
+
+    def _intrinsics_only_cameras(self) -> None:
+        """Cameras without camera_info: the calibration file's intrinsics at the size of
+        their first image."""
+        for cam in self.topics.cameras:
+            if cam.camera_info or cam.name in self.camera_models:
+                continue
+            calib = self.calibration_file
+            if calib is None or cam.name not in calib.intrinsics:
+                raise CalibrationError(
+                    f"camera {cam.name} ({cam.image}) has no camera_info topic and the "
+                    "calibration file gives it no intrinsics; pass --camera-info TOPIC"
+                )
+            for _, _, msg in self._reader.messages([cam.image]):
+                h, w = to_rgb8(msg).shape[:2]
+                self.camera_models[cam.name] = calib.camera_model(
+                    cam.name, w, h, getattr(msg.header, "frame_id", "")
+                )
+                break
+
+    def _output_label_classes(self) -> LabelClasses | None:
+        labels = self.topics.labels
+        if labels is None or not is_project_output(labels):
+            return None
+        map_topic = labels.rsplit("/", 1)[0] + "/label_map"
+        if map_topic not in self._reader.topics:
+            return None
+        found = None
+        for _, _, msg in self._reader.messages([map_topic]):
+            found = output_label_classes(msg.data)
+        return found
+
+    def _intensity_range(self) -> tuple[tuple[float, float] | None, str]:
+        """The LiDAR's intensity range: declared, else max of the first sweeps snapped."""
+        if self.sensors.intensity_range is not None:
+            return self.sensors.intensity_range, "declared"
+        peak: float | None = None
+        seen = 0
+        for _, _, msg in self._reader.messages([self.topics.points]):
+            try:
+                value = max_intensity(cloud_to_array(msg).reshape(-1))
+            except Ws3dError:
+                continue
+            seen += 1
+            if value is not None:
+                peak = value if peak is None else max(peak, value)
+            if seen >= DETECT_SWEEPS:
+                break
+        if peak is None:
+            return None, "no intensity field"
+        return snap_range(peak), f"detected: max {peak:g} over the first {seen} sweeps"
 
     def close(self) -> None:
         self._reader.close()
@@ -256,11 +440,12 @@ class BagFrames:
 
     def __iter__(self) -> Iterator[Frame]:
         cams = {c.image: c.name for c in self.topics.cameras}
-        infos = {c.camera_info: c.name for c in self.topics.cameras}
+        infos = {c.camera_info: c.name for c in self.topics.cameras if c.camera_info}
         streams = ["points", *cams.values()]
         offsets = {}
         slops = self.slop_ns
-        if self.topics.labels is not None:
+        labels_apart = self.topics.labels not in (None, self.topics.points)
+        if labels_apart:
             streams.append(LABELS_STREAM)
         sync = PivotSynchronizer(
             streams,
@@ -275,7 +460,7 @@ class BagFrames:
         # its cameras because the info was logged a moment after the image.
         latest_info = self._first_camera_infos(infos)
         wanted = [self.topics.points, *cams, *infos]
-        if self.topics.labels is not None:
+        if labels_apart:
             wanted.append(self.topics.labels)
         index = 0
         for topic, log_ns, msg in self._reader.messages(wanted):
@@ -289,7 +474,7 @@ class BagFrames:
                 continue
             if topic == self.topics.points:
                 name = "points"
-            elif topic == self.topics.labels:
+            elif labels_apart and topic == self.topics.labels:
                 name = LABELS_STREAM
             else:
                 name = cams[topic]
@@ -319,7 +504,7 @@ class BagFrames:
         pending = {
             topic: name
             for topic, name in infos.items()
-            if name not in self.camera_models and counts[topic].count > 0
+            if topic and name not in self.camera_models and counts[topic].count > 0
         }
         if not pending:
             return first
@@ -334,8 +519,17 @@ class BagFrames:
             return self.camera_models[name]
         if info_msg is None:
             return None
-        model = CameraModel.from_camera_info(info_msg)
-        return model
+        try:
+            return CameraModel.from_camera_info(info_msg)
+        except CalibrationError:
+            calib = self.calibration_file
+            if calib is None or name not in calib.intrinsics:
+                raise
+            # e.g. a converter's camera_info with an empty K: the file's intrinsics at
+            # the camera_info's image size.
+            return calib.camera_model(
+                name, int(info_msg.width), int(info_msg.height), info_msg.header.frame_id
+            )
 
     def _build(
         self, matched: Any, streams: list[str], latest_info: dict[str, Any], index: int
@@ -344,16 +538,18 @@ class BagFrames:
         stamps = dict(zip(streams, matched.stamps_ns, strict=True))
         labels = instances = None
         n_points: int | None = None
+        label_msg = items["points"] if self.topics.labels == self.topics.points else None
         if LABELS_STREAM in items:
-            if items[LABELS_STREAM] is None:
+            label_msg = items[LABELS_STREAM]
+            if label_msg is None:
                 self.stats.missing_images["labels"] += 1
-            else:
-                try:
-                    labels, instances = _labels_from_cloud(items[LABELS_STREAM])
-                    n_points = len(labels)
-                except Ws3dError as exc:
-                    self.stats.dropped["bad_labels"] += 1
-                    log.warning("labels at %d ignored: %s", stamps["points"], exc)
+        if label_msg is not None:
+            try:
+                labels, instances = _labels_from_cloud(label_msg)
+                n_points = len(labels)
+            except Ws3dError as exc:
+                self.stats.dropped["bad_labels"] += 1
+                log.warning("labels at %d ignored: %s", stamps["points"], exc)
         frame = assemble_frame(
             items,
             stamps,
@@ -365,8 +561,26 @@ class BagFrames:
             index=index,
             source=str(self.path),
         )
-        if frame is not None and labels is not None:
+        if frame is None:
+            return None
+        frame.intensity_range = self.intensity_range
+        frame.intensity_origin = self.intensity_origin
+        if labels is None and self.sidecars is not None:
+            try:
+                found = self.sidecars.read(index, len(frame.points))
+            except Ws3dError as exc:
+                self.stats.dropped["bad_labels"] += 1
+                log.warning("labels of sweep %d ignored: %s", index, exc)
+                found = None
+            if found is not None:
+                frame.labels, frame.instances = found
+            return frame
+        if labels is not None:
             if n_points == len(frame.points):
+                if self.label_map is not None:
+                    labels = self.label_map.apply(labels)
+                elif self.label_classes is not None:
+                    labels = self.label_classes.apply(labels)
                 frame.labels, frame.instances = labels, instances
             else:
                 self.stats.dropped["bad_labels"] += 1

@@ -28,6 +28,9 @@ _DEFAULTS: dict[str, Any] = {
     "voxel_size": 0.1,
     "point_range": [-80.0, -80.0, -6.0, 80.0, 80.0, 6.0],
     "point_features": ["intensity"],
+    # The intensity scale the network was trained on; every input is rescaled to it
+    # (ws3d_ros.data.intensity). Checkpoints without the key were trained on [0, 1].
+    "intensity_range": [0.0, 1.0],
     "lidar_encoder": {
         "type": "minkunet",
         "stem_channels": 32,
@@ -130,6 +133,14 @@ class ModelConfig:
             raise ConfigError(f"point_range minimum must be below maximum, found {pr!r}")
         if not all(isinstance(f, str) for f in r["point_features"]):
             raise ConfigError(f"point_features must be field names, found {r['point_features']!r}")
+        ir = r["intensity_range"]
+        if not (
+            isinstance(ir, list | tuple)
+            and len(ir) == 2
+            and all(isinstance(v, int | float) for v in ir)
+            and ir[0] < ir[1]
+        ):
+            raise ConfigError(f"intensity_range must be [lo, hi] with lo < hi, found {ir!r}")
         if r["fusion"]["type"] not in FUSION_TYPES:
             raise ConfigError(
                 f"fusion.type must be one of {FUSION_TYPES}, found {r['fusion']['type']!r}"
@@ -153,6 +164,11 @@ class ModelConfig:
     @property
     def point_features(self) -> tuple[str, ...]:
         return tuple(self.raw["point_features"])
+
+    @property
+    def intensity_range(self) -> tuple[float, float]:
+        lo, hi = self.raw["intensity_range"]
+        return float(lo), float(hi)
 
     @property
     def lidar_encoder(self) -> dict[str, Any]:

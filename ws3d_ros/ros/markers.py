@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from ws3d_ros.data.frame import Frame
-from ws3d_ros.geometry.projection import project_points
 from ws3d_ros.msg.kit import MessageKit
-from ws3d_ros.runtime.outputs import overlay_image
+from ws3d_ros.runtime.outputs import camera_overlays
 from ws3d_ros.runtime.result import PanopticResult
 
 __all__ = ["InstanceBox", "instance_boxes", "instance_markers", "overlay_for"]
@@ -141,8 +140,8 @@ def overlay_for(
     view = next((v for v in frame.views if v.image is not None and v.image.size), None)
     if view is None:
         return None
-    proj = project_points(frame.xyz, view.camera, view.T_cam_from_lidar)
-    image = overlay_image(view.image, proj.uv[proj.mask], result.label[proj.mask], colors)
+    first = Frame(frame.stamp_ns, frame.frame_id, frame.points, [view])
+    image = camera_overlays(first, result, colors)[view.name]
     stamp = view.stamp_ns if view.stamp_ns is not None else frame.stamp_ns
     return array_to_image(
         image, "rgb8", frame_id=view.camera.frame_id or view.name, stamp_ns=stamp, kit=kit

@@ -7,6 +7,9 @@ Contract (docs/DESIGN.md, "ROS interface contract"):
   ``score`` float32. Non-finite input coordinates are passed through unchanged.
 - :func:`label_map_message`: std_msgs/String holding the vocabulary's label map JSON.
 - :func:`overlay_image`: the camera image with the points it sees drawn in class colours.
+- :func:`camera_overlays`: one such picture per camera of a frame that has an image (the
+  one drawing of ``ws3d infer --overlay`` and the node's ``panoptic/overlay``);
+  :func:`tile_images` puts several side by side in rows (the node's every-camera overlay).
 Messages are built with a :class:`~ws3d_ros.msg.kit.MessageKit`, so the same code makes
 rclpy messages (node) and rosbags messages (bags).
 """
@@ -82,4 +85,41 @@ def overlay_image(
             uu, vv = u[order] + du, v[order] + dv
             ok = (uu >= 0) & (uu < w) & (vv >= 0) & (vv < h)
             out[vv[ok], uu[ok]] = colors[order][ok]
+    return out
+
+
+def camera_overlays(
+    frame: Any, result: PanopticResult, color_table: np.ndarray
+) -> dict[str, np.ndarray]:
+    """``{camera name: RGB overlay}`` for every view of ``frame`` with an image, in view
+    order (projection by :func:`~ws3d_ros.geometry.projection.project_points`)."""
+    from ws3d_ros.geometry.projection import project_points
+
+    out: dict[str, np.ndarray] = {}
+    xyz = frame.xyz
+    for view in frame.views:
+        if view.image is None or not view.image.size:
+            continue
+        proj = project_points(xyz, view.camera, view.T_cam_from_lidar)
+        out[view.name] = overlay_image(
+            view.image, proj.uv[proj.mask], result.label[proj.mask], color_table
+        )
+    return out
+
+
+def tile_images(images: list[np.ndarray], columns: int = 3) -> np.ndarray:
+    """RGB images in rows of ``columns`` (each cell the largest image's size, black
+    padding), one image -> itself."""
+    if not images:
+        raise ValueError("tile_images needs at least one image")
+    if len(images) == 1:
+        return images[0]
+    h = max(i.shape[0] for i in images)
+    w = max(i.shape[1] for i in images)
+    cols = min(columns, len(images))
+    rows = -(-len(images) // cols)
+    out = np.zeros((rows * h, cols * w, 3), np.uint8)
+    for k, image in enumerate(images):
+        r, c = divmod(k, cols)
+        out[r * h : r * h + image.shape[0], c * w : c * w + image.shape[1]] = image
     return out

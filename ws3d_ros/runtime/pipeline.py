@@ -14,6 +14,9 @@ Contract (pure Python, no ROS; node, ``ws3d infer``, evaluation and benchmarks c
   encoder caches per name and template set); the new vocabulary is swapped in atomically
   and used from the next call. Class ids are stable per name (see
   :mod:`ws3d_ros.runtime.vocabulary`).
+- ``__call__`` first brings the sweep's intensity onto the model's trained scale
+  (:attr:`intensity`, :class:`~ws3d_ros.data.intensity.IntensityNormalizer`: the frame's
+  declared range, else ``intensity.declare(...)``, else detected from the sweeps).
 - ``__call__`` never mutates the frame; a camera whose image is missing takes the
   LiDAR-only path for its points and is listed in ``missing_cameras``. Per-stage
   timings (ms): ``voxelise``, ``rulebook``, ``projection``, ``clip``, ``lift``, ``net``,
@@ -44,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ws3d_ros.data.frame import Frame
+from ws3d_ros.data.intensity import IntensityNormalizer
 from ws3d_ros.errors import Ws3dError
 from ws3d_ros.geometry.instances import group_instances
 from ws3d_ros.models.config import ModelConfig
@@ -158,6 +162,8 @@ class Pipeline:
         # The CPU thread count the networks run with (the geometry stages use one).
         self._pool = torch.get_num_threads() if self.device.type == "cpu" else None
         self._cameras: dict[tuple, Any] = {}
+        # Input preparation: each sweep's intensity onto the model's trained scale.
+        self.intensity = IntensityNormalizer(config.intensity_range)
         self.vocabulary = Vocabulary(
             templates=tuple(templates or config.clip["templates"]),
         )
@@ -261,6 +267,7 @@ class Pipeline:
         mode = mode or self.mode
         if mode not in MODES:
             raise Ws3dError(f"mode must be one of {MODES}, found {mode!r}")
+        frame = self.intensity(frame)
         if self.frame_path == "device":
             import torch
 
