@@ -13,7 +13,10 @@ What it measures, for 1 and 6 cameras x fusion / LiDAR-only x each precision:
   CUDA at each stage boundary;
 - p50 / p95 of end to end, peak GPU memory (``torch.cuda.max_memory_allocated``);
 - label agreement of each precision with fp32 on the same frames (points in range);
-- the vocabulary change time (``set_vocabulary`` with one new name: one text-tower call).
+- the vocabulary change time (``set_vocabulary`` with one new name: one text-tower call);
+- with ``--graphs off,on``: each configuration eager and through CUDA graphs (the torch
+  backend's ``cuda_graphs``), the label agreement of the graphed run with the eager one,
+  and how many graphs were captured.
 
 The model is ``config/model.yaml`` (ViT-B/16 at 384x1248, the default U-Net) with random
 weights (latency does not depend on their values); sweeps are simulated (64 beams, street
@@ -182,8 +185,22 @@ def profile_frame(pipe: Any, frame: Any, mode: str) -> str:
     return f"aten op calls in one frame: {n_ops}\n{table}"
 
 
+def _captures(pipe: Any) -> int:
+    """CUDA graphs the pipeline's torch backend has captured so far."""
+    return sum(
+        g.cache.captures
+        for g in (
+            getattr(pipe.backend, "_graphed_net", None),
+            getattr(pipe.backend, "_graphed_tower", None),
+        )
+        if g is not None
+    )
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    head = " | ".join(f"{r['cameras']} cam {r['mode']} {r['precision']}" for r in rows)
+    head = " | ".join(
+        f"{r['cameras']} cam {r['mode']} {r['precision']} graphs {r['graphs']}" for r in rows
+    )
     lines = [f"| median ms | {head} |", "|---|" + "---:|" * len(rows)]
     for s in (*STAGES, "total", "p50", "p95"):
         lines.append(f"| {s} | " + " | ".join(f"{r[s]:.1f}" for r in rows) + " |")
@@ -191,6 +208,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines.append(
         "| labels = fp32 | " + " | ".join(f"{100 * r['agree_fp32']:.2f} %" for r in rows) + " |"
     )
+    lines.append(
+        "| labels = eager | " + " | ".join(f"{100 * r['agree_eager']:.2f} %" for r in rows) + " |"
+    )
+    lines.append("| graphs captured | " + " | ".join(str(r["captures"]) for r in rows) + " |")
     return "\n".join(lines)
 
 
@@ -201,10 +222,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny model and 32 beams (CPU test)")
     parser.add_argument("--cameras", default="1,6")
     parser.add_argument("--modes", default="fusion,lidar_only")
+    parser.add_argument(
+        "--configs",
+        default="",
+        help="cameras:mode pairs, e.g. 1:fusion,1:lidar_only,6:fusion (instead of "
+        "--cameras x --modes)",
+    )
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--iters", type=int, default=20, help="timed frames per configuration")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--sweeps", type=int, default=2, help="distinct simulated sweeps")
+    parser.add_argument(
+        "--graphs", default="on", help="off,on: eager and/or CUDA graphs (torch backend)"
+    )
     parser.add_argument(
         "--profile", action="store_true", help="torch.profiler op table of one frame per mode"
     )
@@ -223,9 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     beams = 32 if args.tiny else 64
     with tempfile.TemporaryDirectory(prefix="ws3d_probe_") as tmp:
         ckpt, classes, things = build_checkpoint(Path(tmp), args.tiny)
-        frames = {int(c): simulate(int(c), beams, args.sweeps) for c in args.cameras.split(",")}
+        if args.configs:
+            pairs = [(int(c), m) for c, m in (p.split(":") for p in args.configs.split(","))]
+        else:
+            pairs = [(int(c), m) for c in args.cameras.split(",") for m in args.modes.split(",")]
+        frames = {c: simulate(c, beams, args.sweeps) for c in dict.fromkeys(c for c, _ in pairs)}
         info["points"] = len(next(iter(frames.values()))[0].points)
         reference: dict[tuple[int, str], list[Any]] = {}
+        eager: dict[tuple[int, str, str], list[Any]] = {}
         for precision in args.precisions.split(","):
             pipe = Pipeline.load(
                 ckpt,
@@ -236,25 +271,34 @@ def main(argv: list[str] | None = None) -> int:
                 thing_classes=things,
             )
             vocab[precision] = vocabulary_change_ms(pipe, classes, things)
-            for cams, fr in frames.items():
-                for mode in args.modes.split(","):
-                    row, results = run_config(pipe, fr, mode, args.iters, args.warmup)
+            for graphs in args.graphs.split(","):
+                pipe.backend.cuda_graphs = graphs == "on"
+                # Every sweep's first pass may capture a graph: warm up past all of them.
+                warmup = max(args.warmup, args.sweeps + 1) if graphs == "on" else args.warmup
+                for cams, mode in pairs:
+                    before = _captures(pipe)
+                    row, results = run_config(pipe, frames[cams], mode, args.iters, warmup)
                     key = (cams, mode)
-                    reference.setdefault(key, results)  # the first precision is the reference
-                    row.update(cameras=cams, mode=mode, precision=precision)
+                    reference.setdefault(key, results)  # the first run is the reference
+                    eager.setdefault((cams, mode, precision), results)
+                    row.update(cameras=cams, mode=mode, precision=precision, graphs=graphs)
                     row["agree_fp32"] = agreement(reference[key], results)
+                    row["agree_eager"] = agreement(eager[(cams, mode, precision)], results)
+                    row["captures"] = _captures(pipe) - before
                     rows.append(row)
                     print(
-                        f"{cams} cam {mode} {precision}: p50 {row['p50']:.1f} ms "
-                        f"p95 {row['p95']:.1f} ms, labels = first precision "
-                        f"{100 * row['agree_fp32']:.2f} %",
+                        f"{cams} cam {mode} {precision} graphs {graphs}: "
+                        f"p50 {row['p50']:.1f} ms p95 {row['p95']:.1f} ms, labels = first "
+                        f"run {100 * row['agree_fp32']:.2f} %, = first graphs setting "
+                        f"{100 * row['agree_eager']:.2f} %, captures {row['captures']}",
                         flush=True,
                     )
-            if args.profile:
-                for mode in args.modes.split(","):
-                    (args.out / f"profile_{mode}_{precision}.txt").write_text(
-                        profile_frame(pipe, next(iter(frames.values()))[0], mode)
-                    )
+            if args.profile:  # with the last graphs setting
+                for cams, mode in pairs:
+                    if cams == min(frames):
+                        (args.out / f"profile_{mode}_{precision}.txt").write_text(
+                            profile_frame(pipe, frames[cams][0], mode)
+                        )
             del pipe
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()

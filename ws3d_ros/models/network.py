@@ -155,10 +155,9 @@ class PanopticNet(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def run_tensors(
-        self, feeds: dict[str, torch.Tensor], *, autocast: torch.dtype | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Run from ``{name: tensor}`` on this network's device; tensor outputs by name."""
+    def check_devices(self, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The inputs in :func:`input_names` order; :class:`InputDeviceError` naming the
+        first one that is not on this network's device."""
         device = self.device
         args = []
         for name in input_names(self.config):
@@ -169,6 +168,14 @@ class PanopticNet(nn.Module):
                     "frame to the network's device first"
                 )
             args.append(t)
+        return args
+
+    def run_tensors(
+        self, feeds: dict[str, torch.Tensor], *, autocast: torch.dtype | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Run from ``{name: tensor}`` on this network's device; tensor outputs by name."""
+        device = self.device
+        args = self.check_devices(feeds)
         n_dense = len(DENSE_INPUTS)
         mixed = (
             torch.autocast(device.type, dtype=autocast) if autocast is not None else nullcontext()

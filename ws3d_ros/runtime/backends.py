@@ -12,8 +12,11 @@ Contract: a :class:`Backend` exposes
   ``(h, w, D)`` float32 map per image on ``staging.device``, and ``run_net_t(feeds)`` on
   ``{name: tensor}`` -> ``{name: tensor}`` on the same device. The torch backend runs both
   on its device (images are uploaded as uint8 and resized/normalised there) in the
-  precision set by ``set_precision`` (``fp32 | fp16 | bf16``, autocast); the others go
-  through their numpy entries (zero-copy on CPU).
+  precision set by ``set_precision`` (``fp32 | fp16 | bf16``, autocast); on CUDA it
+  replays CUDA graphs of the tower and of the net (inputs padded to size buckets,
+  :mod:`ws3d_ros.models.device.graphs`; same results on the real rows) unless its
+  ``cuda_graphs`` attribute is False. The others go through their numpy entries
+  (zero-copy on CPU).
 :func:`create_backend` builds one from a model directory (``ws3d export``: ONNX graphs,
 ``model.json`` and the checkpoint) or a checkpoint file (torch only). Every file
 ``model.json`` names is checked against its SHA-256 before it is read
@@ -186,6 +189,13 @@ class TorchBackend(Backend):
         return cls(build_model(config, device=device, with_net=False), device)
 
     autocast: Any = None  # torch dtype of set_precision, None for float32
+    #: Replay CUDA graphs of the tower and the net on a CUDA device (eager when False).
+    cuda_graphs: bool = True
+    _graphed_net: Any = None
+    _graphed_tower: Any = None
+
+    def _graphs_on(self) -> bool:
+        return self.cuda_graphs and str(self.device).startswith("cuda")
 
     def _dense(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -217,17 +227,36 @@ class TorchBackend(Backend):
             ]
         )
         dt = self.autocast
-        with (
-            torch.inference_mode(),
-            torch.autocast(batch.device.type, dtype=dt or torch.float32, enabled=dt is not None),
-        ):
-            maps = self.dense(batch).float()  # (B, D, h, w) unit vectors
+        maps = None
+        if self._graphs_on() and batch.is_cuda:
+            from ws3d_ros.models.device.graphs import GraphedTower
+
+            if self._graphed_tower is None:
+                self._graphed_tower = GraphedTower(self.dense)
+            maps = self._graphed_tower(batch, autocast=dt)
+        if maps is None:
+            with (
+                torch.inference_mode(),
+                torch.autocast(
+                    batch.device.type, dtype=dt or torch.float32, enabled=dt is not None
+                ),
+            ):
+                maps = self.dense(batch).float()  # (B, D, h, w) unit vectors
         return list(maps.permute(0, 2, 3, 1).contiguous())
 
     def run_net_t(self, feeds: dict[str, Any]) -> dict[str, Any]:
-        if self.loaded.net is None:
+        net = self.loaded.net
+        if net is None:
             raise BackendError("this model has no 3D network (CLIP only)")
-        return self.loaded.net.run_tensors(feeds, autocast=self.autocast)
+        if self._graphs_on() and feeds["voxel_feats"].is_cuda:
+            from ws3d_ros.models.device.graphs import GraphedNet
+
+            if self._graphed_net is None:
+                self._graphed_net = GraphedNet(net)
+            out = self._graphed_net(feeds, autocast=self.autocast)
+            if out is not None:
+                return out
+        return net.run_tensors(feeds, autocast=self.autocast)
 
 
 class OnnxRuntimeBackend(Backend):

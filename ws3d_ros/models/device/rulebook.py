@@ -28,12 +28,15 @@ def _weights(span: Tensor) -> Tensor:
 
 
 def subm_table_t(coords: Tensor) -> Tensor:
-    """``(M, 27)`` submanifold 3x3x3 table of sorted unique ``coords`` (sentinel ``M``)."""
+    """``(M, 27)`` submanifold 3x3x3 table of sorted unique ``coords`` (sentinel ``M``).
+
+    No boolean indexing (each is a device sync): misses are written as the sentinel, and
+    the mirrored columns are scattered into one spare row ``M`` that is dropped.
+    """
     m = int(coords.shape[0])
     dev = coords.device
-    table = torch.full((m, 27), m, dtype=torch.int64, device=dev)
     if m == 0:
-        return table
+        return torch.zeros((0, 27), dtype=torch.int64, device=dev)
     c = coords.long() + 1  # one cell of room each side: an offset never wraps a row
     w = _weights(c.max(dim=0).values + 2)
     keys = (c * w).sum(dim=1)
@@ -42,15 +45,18 @@ def subm_table_t(coords: Tensor) -> Tensor:
     )  # no int matmul on CUDA
     query = (deltas[:, None] + keys[None, :]).reshape(-1)  # 13 sorted runs
     pos = torch.searchsorted(keys, query).clamp_(max=m - 1)
-    hit = keys[pos] == query
-    rows = torch.arange(m, device=dev).repeat(_CENTER)
-    col = torch.arange(_CENTER, device=dev).repeat_interleave(m)
-    src, dst, k = rows[hit], pos[hit], col[hit]
-    table[:, _CENTER] = torch.arange(m, device=dev)
-    # "o sees i at +d" is "i sees o at -d": each hit fills two cells (columns k, 26-k).
-    table[src, k] = dst
-    table[dst, 26 - k] = src
-    return table
+    # (13, M): the row of each voxel's neighbour at +d_k, or the sentinel M.
+    nb = torch.where(keys[pos] == query, pos, m).reshape(_CENTER, m)
+    table = torch.empty((m + 1, 27), dtype=torch.int64, device=dev)
+    table[:m, :_CENTER] = nb.T
+    table[:m, _CENTER] = torch.arange(m, device=dev)
+    table[:m, _CENTER + 1 :] = m
+    # "o sees i at +d" is "i sees o at -d": row nb[k, o] gets o in column 26 - k (misses
+    # land in the spare row M).
+    mirror = 26 - torch.arange(_CENTER, device=dev)[:, None]
+    rows = torch.arange(m, device=dev).expand(_CENTER, m)
+    table.view(-1).scatter_(0, (nb * 27 + mirror).reshape(-1), rows.reshape(-1))
+    return table[:m]
 
 
 def downsample_t(coords: Tensor) -> tuple[Tensor, Tensor, Tensor]:
