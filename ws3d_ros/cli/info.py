@@ -173,6 +173,8 @@ def bag_info(
                         "max": int(max(n_points)),
                     }
     except BagError as exc:
+        if sensors is not None and (sensors.points or sensors.images or sensors.labels):
+            raise  # a flag named a wrong topic: an error, not a report
         out["frames_error"] = str(exc)
     return out
 
