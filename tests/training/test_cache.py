@@ -101,3 +101,30 @@ def test_lidar_only_frame_and_sidecar_labels(tiny_bag: Path, tmp_path: Path) -> 
     np.testing.assert_array_equal(cached.labels, (geom.kept % 13).astype(np.uint16))
     np.testing.assert_array_equal(cached.instances, (geom.kept % 5).astype(np.uint32))
     assert _sidecar_labels(tmp_path, 8, n) == (None, None)
+
+
+def test_supervoxel_voxel_size_and_intensity_scale_reach_the_cache(tiny_bag: Path) -> None:
+    from dataclasses import replace
+
+    from training.cache import cache_frame
+    from ws3d_ros.data.intensity import IntensityNormalizer
+
+    cfg = TrainConfig.from_dict(TINY).model_config()
+    frame = next(iter(BagFrames(tiny_bag)))
+    for v in frame.views:
+        v.image = None
+
+    def no_teacher(images: list) -> list:
+        raise AssertionError("no image, no teacher call")
+
+    coarse = cache_frame(frame, cfg, no_teacher, 64, supervoxel_size=0.4, supervoxel_voxel=0.4)
+    fine = cache_frame(frame, cfg, no_teacher, 64, supervoxel_size=0.4, supervoxel_voxel=0.1)
+    assert fine.segments.max() > coarse.segments.max()  # indoor-scale voxels: more segments
+    # A 0-255 sweep is cached on the model's 0-1 scale, as its 0-1 twin.
+    points = frame.points.copy()
+    points["intensity"] = points["intensity"] * 255.0
+    loud = replace(frame, points=points, intensity_range=(0.0, 255.0))
+    norm = IntensityNormalizer(cfg.intensity_range)
+    a = cache_frame(norm(loud), cfg, no_teacher, 64, supervoxel_size=2.0)
+    b = cache_frame(frame, cfg, no_teacher, 64, supervoxel_size=2.0)
+    np.testing.assert_allclose(a.points["intensity"], b.points["intensity"], atol=1e-5)

@@ -48,11 +48,20 @@ class SupervoxelGraph:
 
 
 def build_graph(
-    xyz: np.ndarray, intensity: np.ndarray | None = None, *, seed_resolution: float = 1.0
+    xyz: np.ndarray,
+    intensity: np.ndarray | None = None,
+    *,
+    seed_resolution: float = 1.0,
+    voxel_size: float = 0.2,
 ) -> SupervoxelGraph:
     """Over-segment ``(N,3)`` points and return their graph (see the module docstring)."""
     return SupervoxelGraph.from_supervoxels(
-        supervoxels(np.asarray(xyz), intensity=intensity, seed_resolution=seed_resolution)
+        supervoxels(
+            np.asarray(xyz),
+            intensity=intensity,
+            voxel_size=voxel_size,
+            seed_resolution=seed_resolution,
+        )
     )
 
 

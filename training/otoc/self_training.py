@@ -130,6 +130,7 @@ def propagate_frame(
     options: dict[str, Any] | None = None,
     unary_weight: float | None = None,
     supervoxel_size: float = 1.0,
+    supervoxel_voxel: float = 0.2,
     device: torch.device | str = "cpu",
     thing_ids: Sequence[int] = (),
     ground_ids: Sequence[int] = (),
@@ -150,7 +151,12 @@ def propagate_frame(
 
     opt = {**OTOC_DEFAULTS, **(options or {})}
     uw = round_value(opt["unary_weight"], 1) if unary_weight is None else float(unary_weight)
-    graph = build_graph(frame.xyz, frame_intensity(frame.points), seed_resolution=supervoxel_size)
+    graph = build_graph(
+        frame.xyz,
+        frame_intensity(frame.points),
+        seed_resolution=supervoxel_size,
+        voxel_size=supervoxel_voxel,
+    )
     was = net.training
     net.eval()
     s = make_sample(
@@ -595,6 +601,7 @@ def write_pseudo_labels(
         fp = propagate_frame(
             net, f, clicks, model_config=model_cfg, text=text, relation=relation,
             options=opts, unary_weight=uw, supervoxel_size=float(cfg.data["supervoxel_size"]),
+            supervoxel_voxel=float(cfg.data["supervoxel_voxel_size"]),
             thing_ids=thing_ids, ground_ids=ground_ids, thing_radius=radius,
         )  # fmt: skip
         props.append((f, fp, clicks))
