@@ -55,3 +55,28 @@ def test_label_map_message_and_overlay() -> None:
     out = overlay_image(image, uv, np.array([0, UNKNOWN], np.uint16), table, radius=1)
     assert tuple(out[5, 5]) == (255, 0, 0) and tuple(out[19, 29]) == (128, 128, 128)
     assert image.sum() == 0  # input untouched
+
+
+def test_camera_overlays_cover_every_camera_and_tile() -> None:
+    from ws3d_ros.runtime.outputs import camera_overlays, tile_images
+    from ws3d_ros.sim.rig import SimConfig, Simulator
+
+    frame = Simulator(SimConfig(frames=1, lidar_beams=32, seed=2, cameras=6)).frame(0).to_frame()
+    frame.views[1].image = None  # a late camera has no overlay
+    n = len(frame.points)
+    result = PanopticResult(
+        label=np.zeros(n, np.uint16), instance=np.zeros(n, np.uint32),
+        score=np.ones(n, np.float32), in_fov=np.ones(n, bool),
+    )  # fmt: skip
+    table = np.array([[255, 0, 0], [0, 0, 0]], np.uint8)
+    pictures = camera_overlays(frame, result, table)
+    names = [v.name for v in frame.views]
+    assert list(pictures) == names[:1] + names[2:]
+    for name, pic in pictures.items():
+        view = frame.view(name)
+        assert pic.shape == view.image.shape
+        assert ((pic == [255, 0, 0]).all(-1) & ~(view.image == [255, 0, 0]).all(-1)).any()
+    tiled = tile_images(list(pictures.values()), columns=3)
+    h, w = next(iter(pictures.values())).shape[:2]
+    assert tiled.shape == (2 * h, 3 * w, 3)
+    np.testing.assert_array_equal(tiled[:h, :w], pictures[names[0]])
