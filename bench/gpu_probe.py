@@ -14,9 +14,10 @@ What it measures, for 1 and 6 cameras x fusion / LiDAR-only x each precision:
 - p50 / p95 of end to end, peak GPU memory (``torch.cuda.max_memory_allocated``);
 - label agreement of each precision with fp32 on the same frames (points in range);
 - the vocabulary change time (``set_vocabulary`` with one new name: one text-tower call);
-- with ``--graphs off,on``: each configuration eager and through CUDA graphs (the torch
-  backend's ``cuda_graphs``), the label agreement of the graphed run with the eager one,
-  and how many graphs were captured.
+- with ``--graphs off,tower,all``: each configuration eager, with a CUDA graph of the
+  image tower (the torch backend's ``cuda_graphs``, its default), and with the 3D net
+  graphed too (``cuda_graph_net``); the label agreement with the first setting and how
+  many graphs were captured.
 
 The model is ``config/model.yaml`` (ViT-B/16 at 384x1248, the default U-Net) with random
 weights (latency does not depend on their values); sweeps are simulated (64 beams, street
@@ -233,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--sweeps", type=int, default=2, help="distinct simulated sweeps")
     parser.add_argument(
-        "--graphs", default="on", help="off,on: eager and/or CUDA graphs (torch backend)"
+        "--graphs",
+        default="tower",
+        help="off,tower,all: eager / CUDA graph of the image tower / tower and 3D net",
     )
     parser.add_argument(
         "--profile", action="store_true", help="torch.profiler op table of one frame per mode"
@@ -272,9 +275,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             vocab[precision] = vocabulary_change_ms(pipe, classes, things)
             for graphs in args.graphs.split(","):
-                pipe.backend.cuda_graphs = graphs == "on"
+                if graphs not in ("off", "tower", "all"):
+                    raise SystemExit(f"--graphs takes off, tower, all; found {graphs!r}")
+                pipe.backend.cuda_graphs = graphs != "off"
+                pipe.backend.cuda_graph_net = graphs == "all"
                 # Every sweep's first pass may capture a graph: warm up past all of them.
-                warmup = max(args.warmup, args.sweeps + 1) if graphs == "on" else args.warmup
+                warmup = max(args.warmup, args.sweeps + 1) if graphs != "off" else args.warmup
                 for cams, mode in pairs:
                     before = _captures(pipe)
                     row, results = run_config(pipe, frames[cams], mode, args.iters, warmup)

@@ -19,17 +19,17 @@ def _probe():
 def test_probe_writes_per_stage_tables(tmp_path: Path) -> None:
     probe = _probe()
     argv = ["--device", "cpu", "--tiny", "--out", str(tmp_path), "--cameras", "1"]
-    argv += ["--iters", "2", "--warmup", "1", "--sweeps", "1", "--graphs", "off,on"]
+    argv += ["--iters", "2", "--warmup", "1", "--sweeps", "1", "--graphs", "off,all"]
     assert probe.main(argv) == 0
     data = json.loads((tmp_path / "probe.json").read_text())
     rows = data["rows"]
     assert [(r["mode"], r["precision"], r["graphs"]) for r in rows] == [
         (mode, precision, graphs)
         for precision in ("fp32", "bf16")
-        for graphs in ("off", "on")
+        for graphs in ("off", "all")
         for mode in ("fusion", "lidar_only")
     ]
-    # No CUDA graph on CPU: the "on" rows ran eagerly and equal the "off" ones.
+    # No CUDA graph on CPU: the "all" rows ran eagerly and equal the "off" ones.
     assert all(r["captures"] == 0 and r["agree_eager"] == 1.0 for r in rows)
     rows = [r for r in rows if r["graphs"] == "off"]
     for r in rows:

@@ -13,10 +13,12 @@ Contract: a :class:`Backend` exposes
   ``{name: tensor}`` -> ``{name: tensor}`` on the same device. The torch backend runs both
   on its device (images are uploaded as uint8 and resized/normalised there) in the
   precision set by ``set_precision`` (``fp32 | fp16 | bf16``, autocast); on CUDA it
-  replays CUDA graphs of the tower and of the net (inputs padded to size buckets,
-  :mod:`ws3d_ros.models.device.graphs`; same results on the real rows) unless its
-  ``cuda_graphs`` attribute is False. The others go through their numpy entries
-  (zero-copy on CPU).
+  replays a CUDA graph of the image tower unless its ``cuda_graphs`` attribute is False,
+  and one of the 3D net (inputs padded to size buckets,
+  :mod:`ws3d_ros.models.device.graphs`; same results on the real rows) only when
+  ``cuda_graph_net`` is True: measured on an H200 the net is GPU-bound, so the padding
+  costs more than the saved launches (docs/runtime.md). The others go through their
+  numpy entries (zero-copy on CPU).
 :func:`create_backend` builds one from a model directory (``ws3d export``: ONNX graphs,
 ``model.json`` and the checkpoint) or a checkpoint file (torch only). Every file
 ``model.json`` names is checked against its SHA-256 before it is read
@@ -189,8 +191,10 @@ class TorchBackend(Backend):
         return cls(build_model(config, device=device, with_net=False), device)
 
     autocast: Any = None  # torch dtype of set_precision, None for float32
-    #: Replay CUDA graphs of the tower and the net on a CUDA device (eager when False).
+    #: Replay a CUDA graph of the image tower on a CUDA device (eager when False).
     cuda_graphs: bool = True
+    #: Also replay bucket-padded CUDA graphs of the 3D net (off: slower on an H200).
+    cuda_graph_net: bool = False
     _graphed_net: Any = None
     _graphed_tower: Any = None
 
@@ -248,7 +252,7 @@ class TorchBackend(Backend):
         net = self.loaded.net
         if net is None:
             raise BackendError("this model has no 3D network (CLIP only)")
-        if self._graphs_on() and feeds["voxel_feats"].is_cuda:
+        if self.cuda_graph_net and self._graphs_on() and feeds["voxel_feats"].is_cuda:
             from ws3d_ros.models.device.graphs import GraphedNet
 
             if self._graphed_net is None:

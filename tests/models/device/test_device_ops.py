@@ -156,6 +156,19 @@ def test_grouping_matches_numpy(use_offsets: bool, device: str) -> None:
     )
     assert ref.max() > 20
     np.testing.assert_array_equal(got.cpu().numpy(), ref.astype(np.int64))
+    # Some thing points sit in clusters under min_points (id 0), and with a bound no
+    # cluster reaches, every id is 0 (no early exit: the same ops run).
+    thing = np.isin(labels, things[:-1])
+    assert (ref[thing] == 0).any()
+    none = group_instances_t(
+        _t(xyz, device),
+        None,
+        _t(labels.astype(np.int32), device),
+        torch.tensor(things, device=device),
+        radius=0.5,
+        min_points=10**6,
+    )
+    assert none.shape == (8000,) and int(none.abs().max()) == 0
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -21,12 +21,13 @@ Contract:
   inside captures (torch's rule for graphs). A capture that fails disables the cache
   (eager from then on) with one warning.
 - :class:`GraphedNet` / :class:`GraphedTower` put the two together for the runtime
-  (:class:`~ws3d_ros.runtime.backends.TorchBackend` uses them on CUDA unless
-  ``cuda_graphs`` is False).
+  (:class:`~ws3d_ros.runtime.backends.TorchBackend` replays the tower's graph on CUDA
+  unless ``cuda_graphs`` is False, the net's only when ``cuda_graph_net`` is True).
 
-Why: on an H200 the device frame path was launch-bound (~1,100 kernel launches per
-LiDAR-only sweep, the GPU busy ~14 ms of ~33); a graph replays the net's or the tower's
-launches in one call (docs/runtime.md has the measured effect).
+Measured on an H200 (bench/gpu_probe.py, docs/runtime.md): the tower's graph saves ~2 ms
+per camera batch in bf16 (7.4 -> 5.4 ms); the net's graph is slower (bf16 12.6 -> 14.2
+ms, fp32 18.1 -> 20.5 ms): the net is bound by its GPU work (27-tap gathers), not by
+launches, so the padded rows cost more than the saved launches. It stays opt-in.
 """
 
 from __future__ import annotations

@@ -53,11 +53,10 @@ def components_t(cells: Tensor) -> Tensor:
     deltas = (torch.as_tensor(SUBM_OFFSETS[:13], device=dev) * w[1:]).sum(1)
     query = (deltas[:, None] + keys[None, :]).reshape(-1)
     pos = torch.searchsorted(keys, query).clamp_(max=m - 1)
-    hit = keys[pos] == query
-    src = torch.arange(m, device=dev).repeat(13)[hit]
-    dst = pos[hit]
-    if src.numel() == 0:
-        return label
+    # A miss becomes a self-edge (no effect on the labels): no boolean indexing, which
+    # would be a device sync.
+    src = torch.arange(m, device=dev).repeat(13)
+    dst = torch.where(keys[pos] == query, pos, src)
     for _ in range(m):
         ls, ld = label[src], label[dst]
         lo = torch.minimum(ls, ld)
@@ -118,17 +117,18 @@ def group_instances_t(
     )
     root = components_t(cells)
     comp = root[cell_of_point]
-    size = torch.bincount(comp, minlength=len(cells))
+    ncell, npts = len(cells), sel.numel()
+    size = torch.zeros(ncell, dtype=torch.int64, device=dev)
+    size.index_add_(0, comp, torch.ones_like(comp))  # bincount would sync for its length
     kept = size[comp] >= min_points
-    if not bool(kept.any()):
-        return out
-    # Ids 1..K by each kept component's smallest point index (sel is ascending).
-    pos = torch.arange(sel.numel(), device=dev)
-    first_pos = torch.full((len(cells),), sel.numel(), dtype=torch.int64, device=dev)
-    first_pos.scatter_reduce_(0, comp[kept], pos[kept], "amin")
-    has = first_pos < sel.numel()
-    rank = torch.zeros(len(cells), dtype=torch.int64, device=dev)
-    ordered = torch.argsort(first_pos[has])
-    rank[torch.nonzero(has).reshape(-1)[ordered]] = torch.arange(1, int(has.sum()) + 1, device=dev)
-    out[sel[kept]] = rank[comp[kept]]
+    # Ids 1..K by each kept component's smallest point index (sel is ascending), without
+    # boolean indexing (each a device sync): kept components' first points are distinct
+    # and below npts, so they sort first, in that order; every other cell gets 0.
+    pos = torch.arange(npts, device=dev)
+    first_pos = torch.full((ncell,), npts, dtype=torch.int64, device=dev)
+    first_pos.scatter_reduce_(0, comp, torch.where(kept, pos, npts), "amin")
+    rank = torch.empty(ncell, dtype=torch.int64, device=dev)
+    rank[torch.argsort(first_pos)] = torch.arange(1, ncell + 1, device=dev)
+    rank = torch.where(first_pos < npts, rank, 0)
+    out[sel] = torch.where(kept, rank[comp], 0)
     return out
