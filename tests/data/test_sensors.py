@@ -60,6 +60,7 @@ def test_compressed_and_raw_cameras_share_the_node_naming() -> None:
         assert camera_name_of(image) == "front"
         assert info == "/front/camera_info"
     assert camera_topics("/front", "compressed")[0] == "/front/image/compressed"
+    assert camera_topics("", "compressed") == ("image/compressed", "camera_info")
     topics = _topics(
         CAM_FRONT__image_raw__compressed=("CompressedImage", 3),
         CAM_FRONT__camera_info=("CameraInfo", 3),

@@ -25,7 +25,9 @@ CAMERAS = ("camera", "right")
 @pytest.fixture(scope="module")
 def rig2(tiny_model: Path, sim: SimMessages) -> Iterator[Rig]:
     matrix = sim.extrinsics_matrix()
-    overrides = node_overrides(sim, tiny_model, **{"qos.sensor_data": False})
+    overrides = node_overrides(
+        sim, tiny_model, **{"qos.sensor_data": False, "publish.overlay": True}
+    )
     overrides += [Parameter("cameras", value=list(NAMESPACES))]
     overrides += [Parameter("extrinsics.right.matrix", value=matrix)]
     r = start_rig(lambda ctx: PerceptionNode(context=ctx, parameter_overrides=overrides))
@@ -87,3 +89,15 @@ def test_a_missing_camera_is_flagged_and_the_sweep_still_labelled(
         10,
         "the right camera to be flagged",
     )
+
+
+def test_overlay_tiles_every_camera(rig2: Rig, sim: SimMessages) -> None:
+    rig2.rec.clear("panoptic/overlay")
+    stamp = T0 + 50 * PERIOD_NS
+    _send(rig2, sim, stamp, CAMERAS)
+    rig2.wait_output(stamp)
+    wait(lambda: rig2.rec.get("panoptic/overlay"), 10, "panoptic/overlay")
+    overlay = rig2.rec.messages("panoptic/overlay")[-1]
+    h, w = sim.images[0].shape[:2]
+    assert overlay.encoding == "rgb8"
+    assert (overlay.width, overlay.height) == (2 * w, h)  # both cameras, side by side

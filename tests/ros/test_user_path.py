@@ -61,6 +61,8 @@ def _user_params_file(path: Path, sim: SimMessages, model: Path) -> dict[str, An
         "publish.overlay": True,
         "extrinsics.camera.matrix": sim.extrinsics_matrix(),
         "use_tf_static": False,
+        "intensity_range": [0.0, 255.0],
+        "image_transport.camera": "compressed",
     }
     doc = {f"/**/{P.NODE_NAME}": {"ros__parameters": values}}
     path.write_text(yaml.safe_dump(doc))
@@ -87,6 +89,8 @@ def test_namespaced_node_applies_every_value_of_the_users_file(
                     value
                 ), name
             assert list(node.pipeline.vocabulary.names) == ["car", "road", "building"]
+            assert node.pipeline.intensity.declared is not None  # 0-255 input declared
+            assert node.count_subscribers("/robot1/image/compressed") == 1
         finally:
             node.destroy_node()
     finally:

@@ -58,8 +58,9 @@ def camera_topics(namespace: str, transport: str = "raw") -> tuple[str, str]:
     if transport not in TRANSPORTS:
         raise Ws3dError(f"camera transport must be one of {TRANSPORTS}, found {transport!r}")
     ns = namespace.rstrip("/")
-    image = f"{ns}/image" + ("/compressed" if transport == "compressed" else "")
-    return image, f"{ns}/camera_info"
+    prefix = f"{ns}/" if ns else ""  # '': the node's single camera, relative names
+    image = f"{prefix}image" + ("/compressed" if transport == "compressed" else "")
+    return image, f"{prefix}camera_info"
 
 
 def transport_of(msgtype: str) -> str:

@@ -2,9 +2,10 @@
 
 Contract: :meth:`CameraExtrinsics.lookup` answers, in this order,
 1. the ``extrinsics.<camera>.*`` parameters (:func:`~ws3d_ros.ros.params.extrinsics_spec`),
-2. the calibration file: an extrinsics YAML (entries named by camera, each
-   ``T_camera_from_lidar``; see :mod:`ws3d_ros.geometry.extrinsics`) or a KITTI
-   ``calib.txt`` (its camera-2 transform, for the first camera),
+2. the calibration file, read as the ``ws3d`` commands read it: an extrinsics YAML
+   (entries named by camera, each ``T_camera_from_lidar``), a KITTI ``calib.txt`` of any
+   name (its camera-2 transform, for the first camera) or nuScenes calibrated_sensor
+   JSON,
 3. ``/tf_static`` transforms fed to :meth:`add_tf_message` (camera optical frame <- LiDAR
    frame, chained through the tree),
 and raises :class:`~ws3d_ros.errors.CalibrationError` naming all three otherwise. It is
@@ -19,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ws3d_ros.errors import CalibrationError
-from ws3d_ros.geometry.extrinsics import Transform, load_kitti_calib, transform_from_spec
-from ws3d_ros.geometry.extrinsics import load_extrinsics_yaml as _load_yaml
+from ws3d_ros.geometry.extrinsics import Transform, transform_from_spec
 from ws3d_ros.geometry.tf_tree import TransformTree
 from ws3d_ros.ros.params import extrinsics_spec
 
@@ -28,15 +28,15 @@ __all__ = ["CameraExtrinsics", "load_calibration_file"]
 
 
 def load_calibration_file(path: str | Path, cameras: Sequence[str]) -> dict[str, Transform]:
-    """``{camera: T_cam_from_lidar}`` from an extrinsics YAML or a KITTI calib.txt."""
+    """``{camera: T_cam_from_lidar}`` from a calibration file, read by the one loader the
+    ``ws3d`` commands use (:func:`ws3d_ros.data.sensors.load_calibration`: extrinsics YAML,
+    KITTI calib.txt of any name, nuScenes calibrated_sensor JSON)."""
+    from ws3d_ros.data.sensors import load_calibration
+
     path = Path(path)
     if not path.is_file():
         raise CalibrationError(f"calibration_file {path} does not exist")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return _load_yaml(path)
-    if not cameras:
-        return {}
-    return {cameras[0]: load_kitti_calib(path).T_cam_from_lidar}
+    return dict(load_calibration(path, list(cameras)).extrinsics)
 
 
 class CameraExtrinsics:

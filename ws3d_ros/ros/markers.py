@@ -9,9 +9,10 @@ Contract:
   (so boxes of the previous sweep vanish), then per instance a CUBE (namespace
   ``boxes``, translucent class colour) and a TEXT_VIEW_FACING label ``"<class> #<id>"``
   above it (namespace ``labels``), marker id = instance id, the input's frame and stamp.
-- :func:`overlay_for`: the first camera view with an image, its points drawn in class
-  colours (projection by :func:`~ws3d_ros.geometry.projection.project_points`), as an
-  rgb8 Image in the camera's frame and the image's stamp; ``None`` without an image.
+- :func:`overlay_for`: every camera view with an image, its points drawn in class colours
+  (:func:`ws3d_ros.runtime.outputs.camera_overlays`, the drawing ``ws3d infer --overlay``
+  uses), tiled, as one rgb8 Image in the first camera's frame and stamp; ``None``
+  without an image.
 """
 
 from __future__ import annotations
@@ -134,15 +135,19 @@ def instance_markers(
 def overlay_for(
     frame: Frame, result: PanopticResult, colors: np.ndarray, *, kit: MessageKit
 ) -> Any | None:
-    """rgb8 Image of the first camera with an image, points in class colours, or None."""
+    """rgb8 Image of every camera view with an image (tiled, rows of three, in view order),
+    points in class colours, or None when no camera has an image. Stamped with the
+    first such camera's stamp, in its frame (a single camera: exactly its image)."""
     from ws3d_ros.msg.image import array_to_image
+    from ws3d_ros.runtime.outputs import tile_images
 
-    view = next((v for v in frame.views if v.image is not None and v.image.size), None)
-    if view is None:
+    views = [v for v in frame.views if v.image is not None and v.image.size]
+    if not views:
         return None
-    first = Frame(frame.stamp_ns, frame.frame_id, frame.points, [view])
-    image = camera_overlays(first, result, colors)[view.name]
-    stamp = view.stamp_ns if view.stamp_ns is not None else frame.stamp_ns
+    shown = Frame(frame.stamp_ns, frame.frame_id, frame.points, views)
+    image = tile_images(list(camera_overlays(shown, result, colors).values()))
+    first = views[0]
+    stamp = first.stamp_ns if first.stamp_ns is not None else frame.stamp_ns
     return array_to_image(
-        image, "rgb8", frame_id=view.camera.frame_id or view.name, stamp_ns=stamp, kit=kit
+        image, "rgb8", frame_id=first.camera.frame_id or first.name, stamp_ns=stamp, kit=kit
     )

@@ -169,6 +169,12 @@ def _vector(sizes: tuple[int, ...]) -> Callable[[Sequence[float]], None]:
     return check
 
 
+def _intensity_range(values: Sequence[float]) -> None:
+    _vector((0, 2))(values)
+    if values and not values[0] < values[1]:
+        raise ParamError(f"min must be below max, found {list(values)}")
+
+
 def _file_path(value: str) -> None:
     if value != value.strip():
         raise ParamError(f"path {value!r} has leading or trailing blanks")
@@ -409,6 +415,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         range=(1, 16),
     ),
     ParamSpec(
+        "intensity_range",
+        "double_array",
+        [],
+        "The LiDAR's intensity range [min, max] (e.g. [0, 255]); intensities are mapped to "
+        "the range the model was trained on. Empty: detected from the first sweeps "
+        "(0-1, 0-255 or 0-65535) and logged once. Applies from the next sweep.",
+        check=_intensity_range,
+        constraints="empty or 2 finite numbers, min < max",
+    ),
+    ParamSpec(
         "max_points",
         "integer",
         1_000_000,
@@ -422,7 +438,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "publish.overlay",
         "bool",
         False,
-        "Publish panoptic/overlay: the first camera's image with points coloured by class.",
+        "Publish panoptic/overlay: every camera's image with its points coloured by class, "
+        "tiled in rows of three (one camera: its image).",
     ),
     ParamSpec(
         "publish.instances",

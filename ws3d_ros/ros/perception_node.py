@@ -74,6 +74,7 @@ from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from ws3d_ros.data.frames import FrameStats, assemble_frame
+from ws3d_ros.data.sensors import camera_topics
 from ws3d_ros.errors import Ws3dError
 from ws3d_ros.geometry.camera import CameraModel
 from ws3d_ros.msg.kit import rclpy_kit, stamp_to_ns
@@ -234,6 +235,7 @@ class _PerceptionCore:
             pipeline = self._pipeline_factory(self._values)
         self.pipeline = pipeline
         self.pipeline.score_threshold = float(self._values["score_threshold"])
+        self._apply_intensity_range()
         self._mode = self._values["mode"]
         self._check_mode(self._mode)
         self.pipeline.set_vocabulary(*P.vocabulary_args(self._values))
@@ -246,6 +248,13 @@ class _PerceptionCore:
             on_error=self._on_worker_error,
         ).start()
         self._update_info()
+
+    def _apply_intensity_range(self) -> None:
+        """The declared input intensity range ([] = detect from the sweeps)."""
+        intensity = getattr(self.pipeline, "intensity", None)
+        if intensity is not None:
+            given = self._values["intensity_range"]
+            intensity.declare(tuple(given) if given else None)
 
     def _create_output(self, msg_type: Any, topic: str, qos: Any) -> Any:
         return self.create_publisher(msg_type, topic, qos)
@@ -309,11 +318,9 @@ class _PerceptionCore:
             )
         ]
         for ns, name in zip(self._values["cameras"], self.camera_names, strict=True):
-            prefix = f"{ns.rstrip('/')}/" if ns else ""
-            if self._values[f"image_transport.{name}"] == "compressed":
-                image_type, image_topic = CompressedImage, f"{prefix}image/compressed"
-            else:
-                image_type, image_topic = Image, f"{prefix}image"
+            transport = self._values[f"image_transport.{name}"]
+            image_topic, info_topic = camera_topics(ns, transport)
+            image_type = CompressedImage if transport == "compressed" else Image
             subs.append(
                 self.create_subscription(
                     image_type,
@@ -326,7 +333,7 @@ class _PerceptionCore:
             subs.append(
                 self.create_subscription(
                     CameraInfo,
-                    f"{prefix}camera_info",
+                    info_topic,
                     lambda msg, cam=name: self._on_camera_info(cam, msg),
                     qos,
                     callback_group=inputs,
@@ -477,6 +484,8 @@ class _PerceptionCore:
             self._change_vocabulary(P.vocabulary_args(self._values))
         if "score_threshold" in names:
             self.pipeline.score_threshold = float(self._values["score_threshold"])
+        if "intensity_range" in names:
+            self._apply_intensity_range()
         if "mode" in names:
             self._mode = self._values["mode"]
         if "mode" in names or any(n.startswith("sync.") for n in names):
