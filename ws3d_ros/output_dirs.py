@@ -99,7 +99,8 @@ def replace_marked_dir(out: Path, command: str) -> None:
     shutil.rmtree(out)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (this one does; another user's counts as running)."""
     if pid == os.getpid():
         return True
     try:
@@ -119,7 +120,7 @@ def remove_stale_partials(out: Path) -> list[Path]:
         return removed
     for entry in out.parent.iterdir():
         m = _PARTIAL_RE.match(entry.name)
-        if not m or m["name"] != out.name or _pid_alive(int(m["pid"])) or entry.is_symlink():
+        if not m or m["name"] != out.name or pid_alive(int(m["pid"])) or entry.is_symlink():
             continue
         if entry.is_dir():
             shutil.rmtree(entry)

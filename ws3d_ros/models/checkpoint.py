@@ -36,6 +36,7 @@ import torch
 
 from ws3d_ros.errors import Ws3dError
 from ws3d_ros.models.config import ModelConfig
+from ws3d_ros.output_dirs import pid_alive
 
 FORMAT = "ws3d-checkpoint/1"
 # key -> accepted types of a checkpoint's top-level values (``None`` where optional).
@@ -156,18 +157,6 @@ def save_checkpoint(
     return path
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, another user's
-        return True
-    return True
-
-
 def remove_orphaned_temps(directory: str | Path) -> list[Path]:
     """Delete ``.NAME.tmpPID`` files in ``directory`` whose writer process is gone.
 
@@ -180,7 +169,7 @@ def remove_orphaned_temps(directory: str | Path) -> list[Path]:
         return removed
     for entry in directory.iterdir():
         m = _TEMP_RE.match(entry.name)
-        if m and entry.is_file() and not entry.is_symlink() and not _pid_alive(int(m[1])):
+        if m and entry.is_file() and not entry.is_symlink() and not pid_alive(int(m[1])):
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
