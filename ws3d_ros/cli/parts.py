@@ -3,10 +3,17 @@
 For every sweep, each object instance whose class is among ``--object-classes`` (from
 the bag's labels: ground truth of ``ws3d sim`` or the output of ``ws3d infer``) is
 segmented into the ``--parts`` named in words, from the frame's camera views, with SAM
-(local checkpoint) and the open_clip box scorer. The output bag holds every input
-message plus ``/parts/points`` (PointCloud2: x, y, z, ``label`` = index into the part
+(local checkpoint) and the open_clip box scorer (``--segmenter sam``). The output bag holds
+every input message plus ``/parts/points`` (PointCloud2: x, y, z, ``label`` = index into the part
 names, 65535 = no part, ``instance`` = part instance, unique per sweep, 0 = none); PNGs
 show the parts over each camera image.
+
+The 2D models come from a factory named by ``--segmenter`` (:data:`SEGMENTERS`:
+``name -> factory(args) -> FrameModels``); a :data:`FrameModels` gives, per sweep, the
+:class:`~ws3d_ros.parts.interfaces.MaskSegmenter` and
+:class:`~ws3d_ros.parts.interfaces.BoxDetector` for that sweep's camera views with an
+image (view indices count those views in order). Another model pair plugs in by adding
+a factory to :data:`SEGMENTERS` before the parser is built.
 """
 
 from __future__ import annotations
@@ -14,11 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ws3d_ros.errors import Ws3dError
+from ws3d_ros.parts.interfaces import BoxDetector, MaskSegmenter
+
+if TYPE_CHECKING:
+    from ws3d_ros.data.frame import CameraView, Frame
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +48,42 @@ The box scorer uses open_clip weights from the local cache (--clip-pretrained) o
 
 POINTS_TOPIC = "/parts/points"
 NO_PART = 65535
+
+#: ``(frame, views with an image) -> (segmenter, detector)`` for that sweep
+FrameModels = Callable[["Frame", Sequence["CameraView"]], tuple[MaskSegmenter, BoxDetector]]
+
+
+def sam_models(args: argparse.Namespace) -> FrameModels:
+    """SAM (local checkpoint) + the open_clip box scorer on SAM's proposals, loaded once;
+    SAM's per-view embeddings are dropped at every sweep (its views are new images)."""
+    from ws3d_ros.parts.clip_boxes import ClipBoxScorer
+    from ws3d_ros.parts.sam import SamSegmenter
+
+    sam = SamSegmenter(args.sam_checkpoint, model_type=args.sam_model, device=args.device)
+    scorer = ClipBoxScorer(
+        sam, model=args.clip_model, pretrained=args.clip_pretrained, device=args.device
+    )
+
+    def for_frame(frame: Frame, views: Sequence[CameraView]) -> tuple[MaskSegmenter, BoxDetector]:
+        sam.forget_views()
+        return sam, scorer
+
+    return for_frame
+
+
+#: ``--segmenter`` name -> factory ``(args) -> FrameModels``
+SEGMENTERS: dict[str, Callable[[argparse.Namespace], FrameModels]] = {"sam": sam_models}
+
+
+def build_models(args: argparse.Namespace) -> FrameModels:
+    """The 2D models named by ``--segmenter`` (see the module docstring)."""
+    try:
+        factory = SEGMENTERS[args.segmenter]
+    except KeyError:
+        raise Ws3dError(
+            f"--segmenter must be one of {sorted(SEGMENTERS)}, found {args.segmenter!r}"
+        ) from None
+    return factory(args)
 
 
 def _names(text: str, what: str) -> list[str]:
@@ -56,6 +105,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--object-classes", required=True, help="e.g. car,chair")
     parser.add_argument("--parts", required=True, help='part names, e.g. "wheel,door,window"')
     parser.add_argument("--out", type=Path, required=True, help="output directory (new)")
+    parser.add_argument(
+        "--segmenter",
+        choices=sorted(SEGMENTERS),
+        default="sam",
+        help="2D models: sam = SAM masks + open_clip box scorer (default)",
+    )
     parser.add_argument("--sam-checkpoint", type=Path, help="local SAM checkpoint (.pth)")
     parser.add_argument("--sam-model", default="vit_b", help="vit_b | vit_l | vit_h")
     parser.add_argument("--clip-model", default="ViT-B-16", help="open_clip architecture")
@@ -82,8 +137,12 @@ def _class_ids(args: argparse.Namespace, wanted: list[str]) -> list[int]:
     return [by_name[n] for n in wanted]
 
 
-def _segment_frame(frame, ids: list[int], zerops, part_names: list[str], min_points: int):
+def _segment_frame(
+    frame, ids: list[int], models: FrameModels, part_names: list[str], min_points: int
+):
     """Per-point part label (uint16) and part instance (uint32) of one sweep."""
+    from ws3d_ros.parts.pipeline import ZeroPS
+
     n = len(frame)
     label = np.full(n, NO_PART, np.uint16)
     instance = np.zeros(n, np.uint32)
@@ -91,11 +150,14 @@ def _segment_frame(frame, ids: list[int], zerops, part_names: list[str], min_poi
         raise Ws3dError("the bag has no labels (class + instance) to find the objects by")
     views = [v for v in frame.views if v.image is not None]
     xyz = frame.xyz
+    zerops = None
     next_id = 1
     for obj in np.unique(frame.instances[np.isin(frame.labels, ids) & (frame.instances > 0)]):
         idx = np.flatnonzero(frame.instances == obj)
         if len(idx) < min_points or not views:
             continue
+        if zerops is None:
+            zerops = ZeroPS(*models(frame, views))
         res = zerops(xyz[idx], views, part_names)
         held = res.part_label >= 0
         label[idx[held]] = res.part_label[held]
@@ -127,25 +189,18 @@ def run(args: argparse.Namespace) -> int:
     from ws3d_ros.msg.kit import rosbags_kit
     from ws3d_ros.msg.pointcloud2 import array_to_cloud, structured
     from ws3d_ros.output_dirs import atomic_output_dir
-    from ws3d_ros.parts.clip_boxes import ClipBoxScorer
-    from ws3d_ros.parts.pipeline import ZeroPS
-    from ws3d_ros.parts.sam import SamSegmenter
 
     objects = _names(args.object_classes, "--object-classes")
     part_names = _names(args.parts, "--parts")
     if not args.bag.is_dir():
         raise Ws3dError(f"bag not found: {args.bag}")
     ids = _class_ids(args, objects)
-    sam = SamSegmenter(args.sam_checkpoint, model_type=args.sam_model, device=args.device)
-    scorer = ClipBoxScorer(
-        sam, model=args.clip_model, pretrained=args.clip_pretrained, device=args.device
-    )
-    zerops = ZeroPS(sam, scorer)
     kit = rosbags_kit()
     n_frames = n_labelled = 0
     with atomic_output_dir(args.out, "parts", inputs=[args.bag], overwrite=args.overwrite) as tmp:
+        models = build_models(args)  # after the --out checks: weights load only when needed
         pngs = tmp / "png"
-        pngs.mkdir()
+        pngs.mkdir(parents=True)  # the staging path does not exist yet
         with (
             BagReader(args.bag) as reader,
             BagWriter(tmp / "bag", storage=args.storage) as writer,
@@ -158,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
             with BagFrames(args.bag) as frames:
                 for frame in frames:
                     label, instance = _segment_frame(
-                        frame, ids, zerops, part_names, args.min_object_points
+                        frame, ids, models, part_names, args.min_object_points
                     )
                     xyz = frame.xyz
                     arr = structured(

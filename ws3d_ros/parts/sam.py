@@ -12,7 +12,8 @@ Contract:
   positive clicks and ``multimask_output=True``, keeping the mask of the highest predicted
   IoU. The image embedding of each view is computed once and kept (``set_view`` of a
   view seen before restores it), so self-extension's many prompts cost one encoder pass
-  per view.
+  per view; :meth:`~SamSegmenter.forget_views` drops them when the view indices start
+  to mean new images (the next sweep).
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ class SamSegmenter:
             self._embeddings[view_index] = (p.features, p.original_size, p.input_size)
         self._image = image
         self._view = int(view_index)
+
+    def forget_views(self) -> None:
+        """Drop every kept embedding: the next ``set_view`` encodes its image afresh."""
+        self._embeddings.clear()
+        self._image = None
+        self._view = -1
 
     def everything(self) -> list[np.ndarray]:
         if self._image is None:
