@@ -10,6 +10,10 @@ Modules:
 - :mod:`training.cache`: the sharded on-disk frame cache with lifted CLIP teacher features.
 - :mod:`training.weak_labels`: label fraction, clicks per object, scribbles.
 - :mod:`training.fovmix`: the IGNet FOVMix augmentation.
+- :mod:`training.labels`: a frame's training labels (weak draw, clicks file, OTOC pseudo
+  labels and candidate classes), shared by the trainer and OTOC self-training.
+- :mod:`training.samples`: one cached frame -> network inputs and loss targets.
 - :mod:`training.losses`: distillation, text-space CE, one-way contrastive, offsets.
+- :mod:`training.loss_registry`: every loss by config name (one name -> factory map).
 - :mod:`training.trainer`: the training loop (AdamW + cosine, resume, DDP).
 """

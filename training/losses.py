@@ -35,19 +35,19 @@ Losses:
   ``-log sum_{c in candidates} softmax(logits)_c`` on points without a training label
   whose candidate row rules at least one class out. OTOC writes the rows: a thing class
   is ruled out farther from every click of its class than such an object is wide
-  (:func:`training.otoc.self_training.thing_click_mask`), so the points the pseudo-label
+  (:func:`training.labels.thing_click_mask`), so the points the pseudo-label
   selection leaves out still learn what they are not.
 - :class:`OffsetLoss` - instance offsets (PointGroup, Jiang et al., CVPR 2020): L1
   between the predicted offset and the vector to the point's instance centroid, on
   thing points with an instance id.
-:func:`build_losses` makes the enabled ones from the ``losses`` section of the config.
+:func:`training.loss_registry.build_losses` makes the enabled ones from the ``losses``
+section of the config.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -260,43 +260,3 @@ LOSS_NAMES = (
     "offsets",
     "partial_label",
 )
-
-
-def build_losses(
-    section: Mapping[str, Mapping[str, Any]], *, feature_channels: int, teacher_dim: int
-) -> tuple[nn.ModuleDict, dict[str, float]]:
-    """The enabled losses (weight > 0) and their weights, from the config's ``losses``."""
-    mods = nn.ModuleDict()
-    weights: dict[str, float] = {}
-    for name in LOSS_NAMES:
-        cfg = dict(section.get(name) or {})
-        weight = float(cfg.pop("weight", 0.0))
-        if weight <= 0:
-            continue
-        if name == "voxel_distill":
-            mods[name] = VoxelDistillLoss()
-        elif name == "object_distill":
-            mods[name] = ObjectDistillLoss(min_points=int(cfg.get("min_points", 5)))
-        elif name == "text_ce":
-            mods[name] = TextCELoss(class_balance=float(cfg.get("class_balance", 0.0)))
-        elif name == "contrastive":
-            mods[name] = OneWayContrastiveLoss(
-                temperature=float(cfg.get("temperature", 0.1)),
-                feature=str(cfg.get("feature", "fused")),
-            )
-        elif name == "teacher_distill":
-            teacher = str(cfg.get("teacher", "clip"))
-            if teacher != "clip":
-                raise ValueError(
-                    f"losses.teacher_distill.teacher {teacher!r}: the cache holds the 'clip' "
-                    "teacher; add another 2D teacher in training.cache.TEACHERS first"
-                )
-            mods[name] = TeacherDistillLoss(
-                feature_channels, teacher_dim, hidden=int(cfg.get("hidden", 64))
-            )
-        elif name == "offsets":
-            mods[name] = OffsetLoss()
-        elif name == "partial_label":
-            mods[name] = PartialLabelLoss()
-        weights[name] = weight
-    return mods, weights

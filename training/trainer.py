@@ -51,157 +51,16 @@ from training.cache import CachedFrame, FrameCache, build_cache, clip_fingerprin
 from training.config import TrainConfig, sensors_of
 from training.ema import WeightAverage
 from training.fovmix import fovmix
-from training.losses import LossInputs, build_losses
-from training.weak_labels import frame_rng, weak_labels
+from training.labels import UNKNOWN, frame_train_labels, resolve_thing_radius, vocabulary_lut
+from training.loss_registry import build_losses, loss_params
+from training.samples import Sample, make_sample
 from ws3d_ros.errors import Ws3dError
 from ws3d_ros.models.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
-UNKNOWN = 65535
 LAST = "last.pt"
 MODEL = "model.pt"
-
-
-# --------------------------------------------------------------------------- samples
-@dataclass
-class Sample:
-    """Network inputs and loss targets of one (augmented) sweep, as tensors."""
-
-    net_args: tuple[Any, ...]  # voxel_feats, point_feats, point_to_voxel, clip, index, sparse
-    targets: LossInputs
-    labels_gt: np.ndarray | None = None  # (N,) uint16 dense ground truth of kept points
-    in_fov: np.ndarray | None = None
-    kept: np.ndarray | None = None  # (N,) indices of the frame's points the sample holds
-
-
-def _augment_points(points: np.ndarray, rng: np.random.Generator, aug: dict) -> np.ndarray:
-    pts = points.copy()
-    x = pts["x"].astype(np.float64)
-    y = pts["y"].astype(np.float64)
-    z = pts["z"].astype(np.float64)
-    if aug.get("flip_y") and rng.random() < 0.5:
-        y = -y
-    if aug.get("rotate_z"):
-        a = rng.uniform(-np.pi, np.pi)
-        c, s = math.cos(a), math.sin(a)
-        x, y = c * x - s * y, s * x + c * y
-    lo, hi = aug.get("scale") or (1.0, 1.0)
-    k = rng.uniform(float(lo), float(hi))
-    pts["x"], pts["y"], pts["z"] = x * k, y * k, z * k
-    return pts
-
-
-def make_sample(
-    frame: CachedFrame,
-    config: ModelConfig,
-    text: torch.Tensor,
-    things: np.ndarray,
-    *,
-    rng: np.random.Generator | None,
-    augment: dict | None,
-    segments_from: str = "instances",
-    device: torch.device | str = "cpu",
-) -> Sample:
-    """One cached (maybe FOVMix-ed) frame -> network inputs + loss targets.
-
-    ``rng``/``augment`` None: no augmentation and no modality dropout (evaluation).
-    """
-    from ws3d_ros.models.inputs import prepare_geometry
-
-    points = frame.points
-    if rng is not None and augment:
-        points = _augment_points(points, rng, augment)
-    geom = prepare_geometry(points, config)
-    kept = geom.kept
-    v = len(frame.clip_feats)
-    index = frame.clip_index[kept]
-    teacher_table = np.concatenate(
-        [frame.clip_feats.astype(np.float32), np.zeros((1, frame.clip_feats.shape[1]), np.float32)]
-    )
-    teacher = teacher_table[np.minimum(index, v)]
-    seen = index < v
-    net_index = index.copy()
-    if rng is not None and augment:
-        if rng.random() < float(augment.get("modality_dropout", 0.0)):
-            net_index[:] = v
-        else:
-            drop = rng.random(len(net_index)) < float(augment.get("row_dropout", 0.0))
-            net_index[drop] = v
-    n = len(kept)
-    train_labels = (
-        frame.train_labels[kept].astype(np.int64)
-        if frame.train_labels is not None
-        else np.full(n, UNKNOWN, np.int64)
-    )
-    train_labels[train_labels == UNKNOWN] = -1
-    candidates = None
-    if frame.train_candidates is not None:
-        candidates = np.unpackbits(
-            frame.train_candidates[kept], axis=1, count=text.shape[0]
-        ).astype(bool)
-    gt = frame.labels[kept] if frame.labels is not None else None
-    inst = frame.instances[kept] if frame.instances is not None else None
-    if inst is not None and gt is not None:
-        is_thing = np.isin(gt, things) & (inst > 0)
-        inst_key = np.where(is_thing, (gt.astype(np.int64) << 32) | inst.astype(np.int64), -1)
-    else:
-        inst_key = np.full(n, -1, np.int64)
-    if segments_from == "instances" and gt is not None:
-        # Ground-truth object masks: thing instances, and one region per stuff class.
-        stuff = (gt != UNKNOWN) & ~np.isin(gt, things)
-        seg = np.where(stuff, gt.astype(np.int64) << 32, inst_key)
-    else:
-        seg = frame.segments[kept].astype(np.int64)
-
-    point_to_voxel = geom.point_to_voxel
-    point_feats = geom.point_feats
-    xyz = geom.xyz
-    limit = int((augment or {}).get("max_points", 0) or 0)
-    if rng is not None and limit and n > limit:
-        # Labelled points are always kept (weak labels are few); the rest is sampled.
-        labelled = np.flatnonzero(train_labels >= 0)
-        rest = np.flatnonzero(train_labels < 0)
-        k = max(limit - len(labelled), 0)
-        if len(labelled) >= limit:
-            # Dense (pseudo) labels: the unlabelled points with a candidate set (the
-            # partial-label loss) are drawn with them, by their share.
-            signal = labelled
-            if candidates is not None:
-                ruled = np.flatnonzero((train_labels < 0) & ~candidates.all(1))
-                signal = np.sort(np.r_[labelled, ruled])
-            sub = np.sort(rng.choice(signal, size=limit, replace=False))
-        else:
-            sub = np.sort(np.r_[labelled, rng.choice(rest, size=min(k, len(rest)), replace=False)])
-        point_to_voxel, point_feats, xyz = point_to_voxel[sub], point_feats[sub], xyz[sub]
-        net_index, teacher, seen = net_index[sub], teacher[sub], seen[sub]
-        train_labels, inst_key, seg = train_labels[sub], inst_key[sub], seg[sub]
-        candidates = candidates[sub] if candidates is not None else None
-        gt = gt[sub] if gt is not None else None
-
-    def t(a: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
-
-    net_args = (
-        t(geom.voxel_feats),
-        t(point_feats),
-        t(point_to_voxel, torch.long),
-        t(frame.clip_feats.astype(np.float32)),
-        t(net_index, torch.long),
-        geom.sparse.to_torch(device),
-    )
-    targets = LossInputs(
-        xyz=t(xyz),
-        point_to_voxel=net_args[2],
-        teacher=t(teacher),
-        seen=t(seen, torch.bool),
-        labels=t(train_labels, torch.long),
-        segments=t(seg, torch.long),
-        instances=t(inst_key, torch.long),
-        text=text,
-        candidates=None if candidates is None else t(candidates, torch.bool),
-    )
-    return Sample(net_args, targets, gt, seen, kept)
 
 
 # --------------------------------------------------------------------------- model
@@ -391,280 +250,331 @@ def train(
 ) -> RunResult:
     """Train (see the module docstring). ``stop_after``: exit after that step's checkpoint
     logic, as if killed there (used to test ``resume``)."""
-    from tqdm import tqdm
+    trainer = Trainer(
+        cfg, bags, run_dir, resume=resume, rank=rank, world=world, progress=progress,
+        classes=classes, things=things,
+    )  # fmt: skip
+    return trainer.run(stop_after)
 
-    from ws3d_ros.models.checkpoint import (
-        build_model,
-        read_checkpoint,
-        remove_orphaned_temps,
-        save_checkpoint,
-    )
-    from ws3d_ros.models.clip.text import TextEncoder
-    from ws3d_ros.runtime.backends import TorchBackend
 
-    t_start = time.perf_counter()
-    run_dir = Path(run_dir)
-    device = _device(str(cfg.train["device"]))
-    if device.type == "cpu" and int(cfg.train["cpu_threads"]) > 0:
-        torch.set_num_threads(int(cfg.train["cpu_threads"]))
-    rank, world = _init_distributed(rank, world, device)
-    is_main = rank == 0
-    seed = int(cfg.train["seed"])
-    steps = int(cfg.train["steps"])
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for orphan in remove_orphaned_temps(run_dir):
-            log.info("removed %s (a checkpoint write that was killed)", orphan.name)
-    if resume and not (run_dir / LAST).is_file():
-        raise Ws3dError(f"--resume: no {LAST} in {run_dir}")
-    # Read (and check) the resume state before any expensive work.
-    resume_ckpt = _resume_state(run_dir / LAST) if resume else None
+@dataclass
+class _Data:
+    """The model and the frames of one rank, with the vocabulary they are trained on."""
 
-    model_cfg = cfg.model_config()
-    torch.manual_seed(seed)
-    loaded = build_model(model_cfg, device=str(device))
-    net = loaded.net
-    assert net is not None
-    if cfg.train.get("init_from") and not resume:
-        init = read_checkpoint(Path(cfg.train["init_from"]))
-        if init["net"] is None:
-            raise Ws3dError(f"train.init_from {cfg.train['init_from']} holds no 3D network")
-        net.load_state_dict(init["net"])
-        if is_main:
-            log.info("network weights from %s", cfg.train["init_from"])
+    loaded: Any  # ws3d_ros.models.checkpoint.LoadedModel
+    net: nn.Module
+    model_cfg: ModelConfig
+    cache: FrameCache
+    class_names: list[str]
+    thing_names: list[str]
+    thing_mask: list[bool]
+    thing_ids: np.ndarray
+    frames: list[CachedFrame]
+    val_frames: list[CachedFrame]
+    labelled: int  # training-labelled points of this rank's frames
 
-    # ---- cache (rank 0 builds, others reuse the same keyed directory)
-    data = cfg.data
-    cache_root = Path(data["cache_dir"]) if data["cache_dir"] else run_dir / "cache"
-    teacher_backend = TorchBackend(loaded, str(device))
-    clip_hash = clip_fingerprint(loaded.clip.model)
-    cache_kwargs = dict(
-        teacher=teacher_backend.clip_features,
-        clip_hash=clip_hash,
-        embed_dim=loaded.embed_dim,
-        num_shards=int(data["num_shards"]),
-        supervoxel_size=float(data["supervoxel_size"]),
-        supervoxel_voxel=float(data["supervoxel_voxel_size"]),
-        sensors=sensors_of(data),
-        max_frames_per_bag=int(data["max_frames_per_bag"]),
-        frame_stride=int(data["frame_stride"]),
-        label_sidecars=data["label_sidecars"],
-    )
-    cache: FrameCache | None = None
-    if is_main:
-        cache = build_cache(bags, model_cfg, cache_root, progress=progress, **cache_kwargs)
-    _barrier(world)
-    if not is_main:
-        cache = build_cache(bags, model_cfg, cache_root, progress=False, **cache_kwargs)
-    assert cache is not None
-    del teacher_backend
 
-    class_names = list(classes or cache.class_names)
-    thing_names = list(things if things is not None else cache.thing_names)
-    if not class_names and cfg.labels["mode"] != "none":
-        raise Ws3dError(
-            f"labels.mode {cfg.labels['mode']} needs class names: the bags have no "
-            "classes.yaml and the labels no label map; pass --classes (and --things) "
-            "or --label-map"
+@dataclass
+class _Optimisation:
+    """The trainable state: loss modules, optimiser, schedule, scaler, weight average."""
+
+    losses: nn.ModuleDict
+    module: TrainModule
+    trainable: list[nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    ema: WeightAverage | None
+    use_amp: bool
+
+
+class Trainer:
+    """One run of :func:`train`: setup (``__init__``), the step loop (:meth:`run`) and
+    checkpointing (:meth:`checkpoint`). The setup order is part of the seeded run (the
+    torch RNG initialises the network and then the loss modules)."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        bags: Sequence[str | Path],
+        run_dir: str | Path,
+        *,
+        resume: bool = False,
+        rank: int | None = None,
+        world: int | None = None,
+        progress: bool = True,
+        classes: Sequence[str] | None = None,
+        things: Sequence[str] | None = None,
+    ) -> None:
+        from ws3d_ros.models.checkpoint import remove_orphaned_temps
+
+        self.t_start = time.perf_counter()
+        self.cfg, self.bags, self.run_dir = cfg, list(bags), Path(run_dir)
+        self.resume, self.progress = resume, progress
+        self.device = _device(str(cfg.train["device"]))
+        if self.device.type == "cpu" and int(cfg.train["cpu_threads"]) > 0:
+            torch.set_num_threads(int(cfg.train["cpu_threads"]))
+        self.rank, self.world = _init_distributed(rank, world, self.device)
+        self.is_main = self.rank == 0
+        self.seed = int(cfg.train["seed"])
+        self.steps = int(cfg.train["steps"])
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            for orphan in remove_orphaned_temps(self.run_dir):
+                log.info("removed %s (a checkpoint write that was killed)", orphan.name)
+        if resume and not (self.run_dir / LAST).is_file():
+            raise Ws3dError(f"--resume: no {LAST} in {self.run_dir}")
+        # Read (and check) the resume state before any expensive work.
+        resume_ckpt = _resume_state(self.run_dir / LAST) if resume else None
+        self.data = self._load_data(classes, things)
+        self.text = self._encode_text()
+        self.optim = self._build_optimisation()
+        self.history: list[dict[str, Any]] = []
+        self.start = 0
+        if resume_ckpt is not None:
+            self._restore(resume_ckpt)
+        self.ddp: nn.Module = self.optim.module
+        if self.world > 1:
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.optim.module, find_unused_parameters=True
+            )
+        self.writer = None
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(
+                str(self.run_dir / "tb"), purge_step=self.start if resume else None
+            )
+            (self.run_dir / "config.yaml").write_text(_yaml(cfg.to_dict()))
+        self.meta_base = {
+            "classes": self.data.class_names,
+            "things": self.data.thing_names,
+            "colors": self.data.cache.meta.get("colors") or [],
+            "train_config": cfg.to_dict(),
+            "bags": [str(Path(b).resolve()) for b in self.bags],
+        }
+
+    # ------------------------------------------------------------------ setup
+    def _build_model(self) -> tuple[Any, ModelConfig]:
+        from ws3d_ros.models.checkpoint import build_model, read_checkpoint
+
+        cfg = self.cfg
+        model_cfg = cfg.model_config()
+        torch.manual_seed(self.seed)
+        loaded = build_model(model_cfg, device=str(self.device))
+        assert loaded.net is not None
+        if cfg.train.get("init_from") and not self.resume:
+            init = read_checkpoint(Path(cfg.train["init_from"]))
+            if init["net"] is None:
+                raise Ws3dError(f"train.init_from {cfg.train['init_from']} holds no 3D network")
+            loaded.net.load_state_dict(init["net"])
+            if self.is_main:
+                log.info("network weights from %s", cfg.train["init_from"])
+        return loaded, model_cfg
+
+    def _build_cache(self, loaded: Any, model_cfg: ModelConfig) -> FrameCache:
+        """The frame cache of the bags: rank 0 builds, the others reuse the keyed directory."""
+        from ws3d_ros.runtime.backends import TorchBackend
+
+        data = self.cfg.data
+        cache_root = Path(data["cache_dir"]) if data["cache_dir"] else self.run_dir / "cache"
+        teacher_backend = TorchBackend(loaded, str(self.device))
+        cache_kwargs = dict(
+            teacher=teacher_backend.clip_features,
+            clip_hash=clip_fingerprint(loaded.clip.model),
+            embed_dim=loaded.embed_dim,
+            num_shards=int(data["num_shards"]),
+            supervoxel_size=float(data["supervoxel_size"]),
+            supervoxel_voxel=float(data["supervoxel_voxel_size"]),
+            sensors=sensors_of(data),
+            max_frames_per_bag=int(data["max_frames_per_bag"]),
+            frame_stride=int(data["frame_stride"]),
+            label_sidecars=data["label_sidecars"],
         )
-    if not class_names:  # distillation only: the vocabulary is chosen at inference
-        log.info("no class names: training without labels (distillation only)")
-    thing_mask = [n in thing_names for n in class_names]
-    thing_ids = np.flatnonzero(np.asarray(thing_mask))
-    train_recs, val_recs = split_frames(
-        cache.records, float(data["val_fraction"]), list(data["val_bags"])
-    )
-    shards = set(cache.shards_for_rank(rank, world))
-    my_recs = [r for r in train_recs if r.shard in shards]
-    if not my_recs:
-        raise Ws3dError(f"rank {rank}: no training frames in shards {sorted(shards)}")
-    lab = cfg.labels
-    # Labels hold the bag's class ids; a vocabulary given by name is remapped onto them
-    # (a bag class missing from it becomes unknown).
-    lut = None
-    if cache.class_names and class_names != cache.class_names:
-        lut = np.full(65536, UNKNOWN, np.uint16)
-        for k, name in enumerate(cache.class_names):
-            if name in class_names:
-                lut[k] = class_names.index(name)
+        cache: FrameCache | None = None
+        if self.is_main:
+            cache = build_cache(
+                self.bags, model_cfg, cache_root, progress=self.progress, **cache_kwargs
+            )
+        _barrier(self.world)
+        if not self.is_main:
+            cache = build_cache(self.bags, model_cfg, cache_root, progress=False, **cache_kwargs)
+        assert cache is not None
+        return cache
 
-    def load(rec: Any) -> CachedFrame:
-        f = cache.load(rec)
-        if lut is not None and f.labels is not None:
-            f.labels = lut[f.labels]
-        return f
-
-    radius = None  # one click per object: thing classes ruled out away from their clicks
-    if lab["mode"] == "clicks" and float(cfg.losses["partial_label"].get("weight", 0.0)) > 0:
-        from training.otoc.self_training import resolve_thing_radius
-
-        radius = resolve_thing_radius(cfg.raw["otoc"]["thing_radius"], class_names, thing_ids)
-    frames: list[CachedFrame] = []
-    for r in my_recs:
-        f = load(r)
-        f.train_labels = weak_labels(
-            lab["mode"],
-            f.labels,
-            f.instances,
-            f.xyz,
-            frame_rng(int(lab["seed"]), f.key),
-            fraction=float(lab["fraction"]),
-            clicks=int(lab["clicks_per_object"]),
-            stuff_cell=float(lab["stuff_cell"]),
-            min_region_points=int(lab["min_region_points"]),
-            scribble_width=float(lab["scribble_width"]),
-            scribbles_per_object=int(lab["scribbles_per_object"]),
+    def _load_data(self, classes: Sequence[str] | None, things: Sequence[str] | None) -> _Data:
+        cfg = self.cfg
+        loaded, model_cfg = self._build_model()
+        cache = self._build_cache(loaded, model_cfg)
+        class_names = list(classes or cache.class_names)
+        thing_names = list(things if things is not None else cache.thing_names)
+        if not class_names and cfg.labels["mode"] != "none":
+            raise Ws3dError(
+                f"labels.mode {cfg.labels['mode']} needs class names: the bags have no "
+                "classes.yaml and the labels no label map; pass --classes (and --things) "
+                "or --label-map"
+            )
+        if not class_names:  # distillation only: the vocabulary is chosen at inference
+            log.info("no class names: training without labels (distillation only)")
+        thing_mask = [n in thing_names for n in class_names]
+        thing_ids = np.flatnonzero(np.asarray(thing_mask))
+        train_recs, val_recs = split_frames(
+            cache.records, float(cfg.data["val_fraction"]), list(cfg.data["val_bags"])
         )
-        _label_efficient_labels(
-            f, lab, class_names, thing_ids=thing_ids, thing_radius=radius,
-            thing_ground_height=float(cfg.raw["otoc"]["thing_ground_height"]),
-            ground_cell=float(cfg.raw["otoc"]["ground_cell"]),
-        )  # fmt: skip
-        frames.append(f)
-    labelled = sum(int((f.train_labels != UNKNOWN).sum()) for f in frames)
-    total_pts = sum(len(f) for f in frames)
-    val_frames = [load(r) for r in val_recs[: int(cfg.train["eval_frames"])]] if is_main else []
-    if is_main:
-        log.info(
-            "training on %d frames (rank 0 of %d), %d val frames; labels %s: %d of %d points",
-            len(frames), world, len(val_frames), lab["mode"], labelled, total_pts,
+        shards = set(cache.shards_for_rank(self.rank, self.world))
+        my_recs = [r for r in train_recs if r.shard in shards]
+        if not my_recs:
+            raise Ws3dError(f"rank {self.rank}: no training frames in shards {sorted(shards)}")
+        lut = vocabulary_lut(cache.class_names, class_names)
+
+        def load(rec: Any) -> CachedFrame:
+            f = cache.load(rec)
+            if lut is not None and f.labels is not None:
+                f.labels = lut[f.labels]
+            return f
+
+        lab = cfg.labels
+        radius = None  # one click per object: thing classes ruled out away from their clicks
+        if lab["mode"] == "clicks" and loss_params(cfg.losses, "partial_label")["weight"] > 0:
+            radius = resolve_thing_radius(cfg.raw["otoc"]["thing_radius"], class_names, thing_ids)
+        frames: list[CachedFrame] = []
+        for r in my_recs:
+            f = load(r)
+            frame_train_labels(f, cfg, class_names, thing_ids, radius)
+            frames.append(f)
+        labelled = sum(int((f.train_labels != UNKNOWN).sum()) for f in frames)
+        total_pts = sum(len(f) for f in frames)
+        n_val = int(cfg.train["eval_frames"])
+        val_frames = [load(r) for r in val_recs[:n_val]] if self.is_main else []
+        if self.is_main:
+            log.info(
+                "training on %d frames (rank 0 of %d), %d val frames; labels %s: %d of %d points",
+                len(frames), self.world, len(val_frames), lab["mode"], labelled, total_pts,
+            )  # fmt: skip
+        net = loaded.net
+        return _Data(
+            loaded, net, model_cfg, cache, class_names, thing_names, thing_mask,
+            thing_ids, frames, val_frames, labelled,
         )  # fmt: skip
 
-    # ---- text embeddings of the training vocabulary (frozen)
-    templates = list(model_cfg.clip["templates"])
-    encoder = TextEncoder(loaded.clip.model, loaded.clip.tokenizer, device=device)
-    if class_names:
-        text = encoder.encode(class_names, templates).clone().to(device)
-    else:
-        text = torch.zeros((0, loaded.embed_dim), device=device)
+    def _encode_text(self) -> torch.Tensor:
+        """Text embeddings of the training vocabulary (frozen)."""
+        from ws3d_ros.models.clip.text import TextEncoder
 
-    # ---- model, losses, optimiser
-    feat_ch = int(model_cfg.fusion["channels"])
-    losses, weights = build_losses(
-        cfg.losses, feature_channels=feat_ch, teacher_dim=loaded.embed_dim
-    )
-    extra, extra_w = _label_efficient_losses(
-        cfg.losses, feat_ch, loaded.embed_dim, len(class_names)
-    )
-    for name, mod in extra.items():
-        losses[name] = mod
-    weights.update(extra_w)
-    if "text_ce" in losses and float(cfg.losses["text_ce"].get("class_balance", 0.0)) > 0:
-        counts = np.zeros(len(class_names), np.float64)
-        for f in frames:
+        loaded, names = self.data.loaded, self.data.class_names
+        templates = list(self.data.model_cfg.clip["templates"])
+        encoder = TextEncoder(loaded.clip.model, loaded.clip.tokenizer, device=self.device)
+        if names:
+            return encoder.encode(names, templates).clone().to(self.device)
+        return torch.zeros((0, loaded.embed_dim), device=self.device)
+
+    def _class_counts(self) -> np.ndarray:
+        """Training-label counts per class over every rank's frames."""
+        n = len(self.data.class_names)
+        counts = np.zeros(n, np.float64)
+        for f in self.data.frames:
             tl = f.train_labels
             if tl is not None:
-                tl = tl[tl < len(class_names)]
-                counts += np.bincount(tl, minlength=len(class_names))[: len(class_names)]
-        if world > 1:
-            tc = torch.as_tensor(counts, device=device)
+                tl = tl[tl < n]
+                counts += np.bincount(tl, minlength=n)[:n]
+        if self.world > 1:
+            tc = torch.as_tensor(counts, device=self.device)
             dist.all_reduce(tc)
             counts = tc.cpu().numpy()
-        losses["text_ce"].set_class_counts(counts)
-        if is_main:
-            w = losses["text_ce"].class_weights.tolist()
-            log.info("text_ce class weights: %s", ", ".join(f"{x:.2f}" for x in w))
-    if not weights:
-        raise Ws3dError("every loss has weight 0; enable at least one in the config's losses")
-    if "text_ce" in weights and labelled == 0:
-        log.warning("text_ce is on but no point has a training label (labels.mode %s)", lab["mode"])
-    module = TrainModule(net, losses.to(device), weights).to(device)
-    module.train()
-    trainable = [p for p in module.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(
-        trainable, lr=float(cfg.optim["lr"]), weight_decay=float(cfg.optim["weight_decay"])
-    )
-    warmup = int(cfg.optim["warmup_steps"])
-    min_ratio = float(cfg.optim["min_lr_ratio"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, warmup, steps, min_ratio))
-    use_amp = bool(cfg.train["amp"]) and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    ema_decay = float(cfg.optim["ema_decay"])
-    ema = WeightAverage(net, ema_decay) if ema_decay > 0 else None
-    history: list[dict[str, Any]] = []
-    start = 0
-    if resume_ckpt is not None:
-        ckpt = resume_ckpt
-        state = ckpt["train_state"]
-        net.load_state_dict(ckpt["net"])
-        losses.load_state_dict(state["losses"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None:
+        return counts
+
+    def _build_optimisation(self) -> _Optimisation:
+        cfg, d, device = self.cfg, self.data, self.device
+        losses, weights = build_losses(
+            cfg.losses,
+            feature_channels=int(d.model_cfg.fusion["channels"]),
+            embed_dim=d.loaded.embed_dim,
+            num_classes=len(d.class_names),
+        )
+        if "text_ce" in losses and loss_params(cfg.losses, "text_ce")["class_balance"] > 0:
+            losses["text_ce"].set_class_counts(self._class_counts())
+            if self.is_main:
+                w = losses["text_ce"].class_weights.tolist()
+                log.info("text_ce class weights: %s", ", ".join(f"{x:.2f}" for x in w))
+        if not weights:
+            raise Ws3dError("every loss has weight 0; enable at least one in the config's losses")
+        if "text_ce" in weights and d.labelled == 0:
+            mode = cfg.labels["mode"]
+            log.warning("text_ce is on but no point has a training label (labels.mode %s)", mode)
+        module = TrainModule(d.net, losses.to(device), weights).to(device)
+        module.train()
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(
+            trainable, lr=float(cfg.optim["lr"]), weight_decay=float(cfg.optim["weight_decay"])
+        )
+        warmup, steps = int(cfg.optim["warmup_steps"]), self.steps
+        min_ratio = float(cfg.optim["min_lr_ratio"])
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: lr_lambda(s, warmup, steps, min_ratio)
+        )
+        use_amp = bool(cfg.train["amp"]) and device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        ema_decay = float(cfg.optim["ema_decay"])
+        ema = WeightAverage(d.net, ema_decay) if ema_decay > 0 else None
+        return _Optimisation(losses, module, trainable, opt, sched, scaler, ema, use_amp)
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        """The state of a ``last.pt`` (checked by :func:`_resume_state`) into this run."""
+        o, state = self.optim, ckpt["train_state"]
+        self.data.net.load_state_dict(ckpt["net"])
+        o.losses.load_state_dict(state["losses"])
+        o.opt.load_state_dict(state["optimizer"])
+        o.sched.load_state_dict(state["scheduler"])
+        o.scaler.load_state_dict(state["scaler"])
+        if o.ema is not None:
             if not state.get("ema"):
-                raise Ws3dError(f"{run_dir / LAST} has no weight average (optim.ema_decay)")
-            ema.load_state_dict(state["ema"])
+                raise Ws3dError(f"{self.run_dir / LAST} has no weight average (optim.ema_decay)")
+            o.ema.load_state_dict(state["ema"])
         _set_rng_state(state["rng"])
-        history = list(state["history"])
-        start = int(state["step"])
-        if is_main:
-            log.info("resumed from %s at step %d", run_dir / LAST, start)
-    ddp: nn.Module = module
-    if world > 1:
-        ddp = nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
+        self.history = list(state["history"])
+        self.start = int(state["step"])
+        if self.is_main:
+            log.info("resumed from %s at step %d", self.run_dir / LAST, self.start)
 
-    writer = None
-    if is_main:
-        from torch.utils.tensorboard import SummaryWriter
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self, step: int, final: bool) -> None:
+        """``last.pt`` (with ``train_state``), at the end ``model.pt``, curves and history;
+        rank 0 only."""
+        from ws3d_ros.models.checkpoint import save_checkpoint
 
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if resume else None)
-        (run_dir / "config.yaml").write_text(_yaml(cfg.to_dict()))
-
-    meta_base = {
-        "classes": class_names,
-        "things": thing_names,
-        "colors": cache.meta.get("colors") or [],
-        "train_config": cfg.to_dict(),
-        "bags": [str(Path(b).resolve()) for b in bags],
-    }
-
-    def checkpoint(step: int, final: bool) -> None:
-        if not is_main:
+        if not self.is_main:
             return
-        meta = {**meta_base, "step": step, "metrics": _last_metrics(history)}
+        o, loaded, run_dir = self.optim, self.data.loaded, self.run_dir
+        meta = {**self.meta_base, "step": step, "metrics": _last_metrics(self.history)}
         state = {
             "step": step,
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "scaler": scaler.state_dict(),
-            "losses": losses.state_dict(),
+            "optimizer": o.opt.state_dict(),
+            "scheduler": o.sched.state_dict(),
+            "scaler": o.scaler.state_dict(),
+            "losses": o.losses.state_dict(),
             "rng": _rng_state(),
-            "history": history,
-            "ema": ema.state_dict() if ema is not None else None,
+            "history": self.history,
+            "ema": o.ema.state_dict() if o.ema is not None else None,
         }
         save_checkpoint(run_dir / LAST, loaded, meta=meta, extra={"train_state": state})
         if final:
-            if ema is not None:  # the run's model is the weight average
-                with ema.swapped(net):
+            if o.ema is not None:  # the run's model is the weight average
+                with o.ema.swapped(self.data.net):
                     save_checkpoint(run_dir / MODEL, loaded, meta=meta)
             else:
                 save_checkpoint(run_dir / MODEL, loaded, meta=meta)
-        write_curves(history, run_dir / "curves.png")
-        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+        write_curves(self.history, run_dir / "curves.png")
+        (run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
 
-    per_step = int(cfg.optim["batch_frames"])
-    aug = dict(cfg.augment)
-    seg_from = str(cfg.losses["object_distill"].get("segments", "instances"))
-    if lab["mode"] != "full" and seg_from == "instances":
-        seg_from = "supervoxels"  # ground-truth masks are not available to weak training
-    log_every = max(int(cfg.train["log_every"]), 1)
-    eval_every = int(cfg.train["eval_every"])
-    ckpt_every = max(int(cfg.train["checkpoint_every"]), 1)
-    bar = tqdm(
-        total=steps, initial=start, desc="train", unit="step", disable=not (progress and is_main)
-    )
-    running: dict[str, float] = {}
-    n_run = 0
-    step = start
-    for step in range(start, steps):
-        rng = np.random.default_rng([seed, step, rank])
-        torch.manual_seed(seed * 1_000_003 + step * 97 + rank)
+    # ------------------------------------------------------------------ step loop
+    def _batch(self, step: int, rng: np.random.Generator) -> list[Sample]:
+        """The samples of ``step``: a pure function of ``(seed, step, rank)``."""
+        d, frames, aug = self.data, self.data.frames, self.aug
         batch = []
-        for j in range(per_step):
-            i = step * per_step + j
+        for j in range(self.per_step):
+            i = step * self.per_step + j
             epoch, pos = divmod(i, len(frames))
-            order = np.random.default_rng([seed, epoch, rank, 7]).permutation(len(frames))
+            order = np.random.default_rng([self.seed, epoch, self.rank, 7]).permutation(len(frames))
             frame = frames[order[pos]]
             if len(frames) > 1 and rng.random() < float(aug.get("fovmix_prob", 0.0)):
                 other = frames[(order[pos] + 1 + rng.integers(len(frames) - 1)) % len(frames)]
@@ -672,192 +582,118 @@ def train(
             batch.append(
                 make_sample(
                     frame,
-                    model_cfg,
-                    text,
-                    thing_ids if lab["mode"] == "full" else np.zeros(0, np.int64),
+                    d.model_cfg,
+                    self.text,
+                    d.thing_ids if self.cfg.labels["mode"] == "full" else np.zeros(0, np.int64),
                     rng=rng,
                     augment=aug,
-                    segments_from=seg_from,
-                    device=device,
+                    segments_from=self.seg_from,
+                    device=self.device,
                 )
             )
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            loss, parts = ddp(batch)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(trainable, float(cfg.optim["grad_clip"]))
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
-        if ema is not None:
-            ema.update(net)
-        running["loss"] = running.get("loss", 0.0) + float(loss.detach())
+        return batch
+
+    def _optimise(self, batch: list[Sample]) -> None:
+        """One optimiser step on ``batch``; its losses summed into ``self.running``."""
+        o = self.optim
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=o.use_amp):
+            loss, parts = self.ddp(batch)
+        o.opt.zero_grad(set_to_none=True)
+        o.scaler.scale(loss).backward()
+        o.scaler.unscale_(o.opt)
+        torch.nn.utils.clip_grad_norm_(o.trainable, float(self.cfg.optim["grad_clip"]))
+        o.scaler.step(o.opt)
+        o.scaler.update()
+        o.sched.step()
+        if o.ema is not None:
+            o.ema.update(self.data.net)
+        self.running["loss"] = self.running.get("loss", 0.0) + float(loss.detach())
         for k, v in parts.items():
-            running[f"loss_{k}"] = running.get(f"loss_{k}", 0.0) + float(v)
-        n_run += 1
-        done = step + 1
-        if done % log_every == 0 or done == steps:
-            entry = {"step": done, "lr": sched.get_last_lr()[0]}
-            entry.update({k: v / n_run for k, v in running.items()})
-            history.append(entry)
-            if writer is not None:
-                for k, v in entry.items():
-                    if k != "step":
-                        writer.add_scalar(f"train/{k}", v, done)
-            bar.set_postfix(loss=f"{entry['loss']:.3f}")
-            running, n_run = {}, 0
-        if is_main and val_frames and ((eval_every and done % eval_every == 0) or done == steps):
-            with ema.swapped(net) if ema is not None else nullcontext(net) as scored:
-                m = evaluate_frames(
-                    scored, val_frames, model_cfg, text, class_names, thing_mask, device
-                )
-            if m:
-                history.append(
-                    {
-                        "step": done,
-                        "val_miou": m["all"],
-                        "val_miou_in_fov": m["in_fov"],
-                        "val_miou_out_fov": m["out_fov"],
-                    }
-                )
-                if writer is not None:
-                    for k, v in m.items():
-                        if v is not None:
-                            writer.add_scalar(f"val/miou_{k}", v, done)
-        bar.update(1)
-        if done % ckpt_every == 0 or done == steps:
-            checkpoint(done, final=done == steps)
-        _barrier(world)
-        if stop_after is not None and done >= stop_after and done < steps:
-            bar.close()
-            if writer is not None:
-                writer.close()
-            return RunResult(
-                run_dir, done, _last_metrics(history), time.perf_counter() - t_start, cache.root
-            )
-    bar.close()
-    if writer is not None:
-        writer.close()
-    if start >= steps and is_main:
-        checkpoint(steps, final=True)
-    return RunResult(
-        run_dir, steps, _last_metrics(history), time.perf_counter() - t_start, cache.root
-    )
+            self.running[f"loss_{k}"] = self.running.get(f"loss_{k}", 0.0) + float(v)
+        self.n_run += 1
 
+    def _log(self, done: int, bar: Any) -> None:
+        entry = {"step": done, "lr": self.optim.sched.get_last_lr()[0]}
+        entry.update({k: v / self.n_run for k, v in self.running.items()})
+        self.history.append(entry)
+        if self.writer is not None:
+            for k, v in entry.items():
+                if k != "step":
+                    self.writer.add_scalar(f"train/{k}", v, done)
+        bar.set_postfix(loss=f"{entry['loss']:.3f}")
+        self.running, self.n_run = {}, 0
 
-# --------------------------------------------------------------------------- issue 7
-def _label_efficient_labels(
-    frame: CachedFrame,
-    lab: dict,
-    class_names: list[str],
-    *,
-    thing_ids: Sequence[int] = (),
-    thing_radius: np.ndarray | None = None,
-    thing_ground_height: float = 0.0,
-    ground_cell: float = 2.0,
-) -> None:
-    """Clicks file / OTOC pseudo labels into ``frame.train_labels`` (config ``labels``).
-    With ``thing_ground_height`` > 0 (``otoc.thing_ground_height``) the points a click
-    of a thing class spreads to over its supervoxel (``labels.expand_to_segments``) stay
-    unlabelled where they lie that close to the local ground
-    (:func:`training.otoc.ground_prior.ground_level_thing_points`): the supervoxel
-    holds the ground under the object too; the clicked point keeps its label.
-    Candidate classes of the unlabelled points into ``frame.train_candidates`` (packed
-    bits): with ``thing_radius`` (``(C,)`` metres, one click per object) each point's
-    thing classes without a click of theirs within that radius
-    (:func:`training.otoc.self_training.thing_click_mask`, per point); a pseudo-label
-    directory's ``<frame>.candidates.npy`` (the same test per supervoxel, written by
-    :func:`training.otoc.self_training.write_pseudo_labels`) replaces them."""
-    if lab.get("clicks_file"):
-        from ws3d_ros.data.clicks import by_sweep, labels_for_sweep, read_clicks
-
-        groups = _clicks_by_sweep(str(lab["clicks_file"]), read_clicks, by_sweep)
-        bag, _, stamp = frame.key.rpartition(":")
-        mine = groups.get((bag, int(stamp)), [])
-        frame.train_labels = labels_for_sweep(mine, frame.xyz, class_names)
-    clicks = frame.train_labels  # before the supervoxel spread and the pseudo labels
-    if lab.get("expand_to_segments") and frame.train_labels is not None:
-        from training.weak_labels import expand_to_segments
-
-        frame.train_labels = expand_to_segments(frame.train_labels, frame.segments)
-        if thing_ground_height > 0 and len(thing_ids):
-            from training.otoc.ground_prior import ground_level_thing_points
-
-            low = ground_level_thing_points(
-                frame.xyz, frame.train_labels, thing_ids, height=thing_ground_height,
-                cell=ground_cell,
+    def _validate(self, done: int) -> None:
+        d, ema = self.data, self.optim.ema
+        with ema.swapped(d.net) if ema is not None else nullcontext(d.net) as scored:
+            m = evaluate_frames(
+                scored, d.val_frames, d.model_cfg, self.text, d.class_names, d.thing_mask,
+                self.device,
             )  # fmt: skip
-            low &= clicks == UNKNOWN
-            frame.train_labels = np.where(low, UNKNOWN, frame.train_labels).astype(np.uint16)
-    if lab.get("pseudo_dir"):
-        from training.otoc.self_training import CANDIDATES_SUFFIX, safe_key
-
-        path = Path(lab["pseudo_dir"]) / f"{safe_key(frame.key)}.npy"
-        if path.is_file():
-            pseudo = np.load(path)
-            if len(pseudo) != len(frame):
-                raise Ws3dError(f"{path} has {len(pseudo)} labels for {len(frame)} points")
-            base = frame.train_labels
-            if base is None:
-                base = np.full(len(frame), UNKNOWN, np.uint16)
-            frame.train_labels = np.where(base != UNKNOWN, base, pseudo).astype(np.uint16)
-            cand_path = path.with_name(safe_key(frame.key) + CANDIDATES_SUFFIX)
-            if cand_path.is_file():
-                cand = np.load(cand_path)
-                width = (len(class_names) + 7) // 8
-                if cand.shape != (len(frame), width) or cand.dtype != np.uint8:
-                    raise Ws3dError(
-                        f"{cand_path} holds {cand.dtype} {cand.shape}, not packed candidate "
-                        f"bits ({len(frame)}, {width}) uint8 for {len(class_names)} classes"
-                    )
-                frame.train_candidates = cand
-    if (
-        thing_radius is not None
-        and clicks is not None
-        and len(thing_ids)
-        and frame.train_candidates is None
-    ):
-        from training.otoc.self_training import thing_click_mask
-
-        xyz = frame.xyz
-        allowed = thing_click_mask(xyz, xyz, clicks, thing_ids, len(class_names), thing_radius)
-        frame.train_candidates = np.packbits(allowed, axis=1)
-
-
-_CLICKS: dict[str, Any] = {}
-
-
-def _clicks_by_sweep(path: str, read: Any, group: Any) -> dict:
-    if path not in _CLICKS:
-        _CLICKS.clear()
-        _CLICKS[path] = group(read(path))
-    return _CLICKS[path]
-
-
-def _label_efficient_losses(
-    section: dict, feature_channels: int, embed_dim: int, num_classes: int
-) -> tuple[nn.ModuleDict, dict[str, float]]:
-    """OTOC relation loss + WS3D++ losses enabled in the config's ``losses``."""
-    from training.otoc.relation import RelationLoss
-    from training.ws3dpp import build_ws3dpp_losses
-
-    mods, weights = build_ws3dpp_losses(
-        section, feature_channels=feature_channels, embed_dim=embed_dim
-    )
-    rel = dict(section.get("relation") or {})
-    if float(rel.get("weight", 0.0)) > 0:
-        mods["relation"] = RelationLoss(
-            feature_channels,
-            num_classes,
-            hidden=int(rel.get("hidden", 64)),
-            dim=int(rel.get("dim", 32)),
-            momentum=float(rel.get("momentum", 0.9)),
-            temperature=float(rel.get("temperature", 0.1)),
-            detach_backbone=bool(rel.get("detach_backbone", False)),
+        if not m:
+            return
+        self.history.append(
+            {
+                "step": done,
+                "val_miou": m["all"],
+                "val_miou_in_fov": m["in_fov"],
+                "val_miou_out_fov": m["out_fov"],
+            }
         )
-        weights["relation"] = float(rel["weight"])
-    return mods, weights
+        if self.writer is not None:
+            for k, v in m.items():
+                if v is not None:
+                    self.writer.add_scalar(f"val/miou_{k}", v, done)
+
+    def _result(self, step: int) -> RunResult:
+        seconds = time.perf_counter() - self.t_start
+        return RunResult(
+            self.run_dir, step, _last_metrics(self.history), seconds, self.data.cache.root
+        )
+
+    def run(self, stop_after: int | None = None) -> RunResult:
+        """The step loop from ``self.start`` to ``train.steps`` (or ``stop_after``)."""
+        from tqdm import tqdm
+
+        cfg, steps, start = self.cfg, self.steps, self.start
+        self.per_step = int(cfg.optim["batch_frames"])
+        self.aug = dict(cfg.augment)
+        self.seg_from = str(loss_params(cfg.losses, "object_distill")["segments"])
+        if cfg.labels["mode"] != "full" and self.seg_from == "instances":
+            self.seg_from = "supervoxels"  # ground-truth masks are not available to weak training
+        log_every = max(int(cfg.train["log_every"]), 1)
+        eval_every = int(cfg.train["eval_every"])
+        ckpt_every = max(int(cfg.train["checkpoint_every"]), 1)
+        show = self.progress and self.is_main
+        bar = tqdm(total=steps, initial=start, desc="train", unit="step", disable=not show)
+        self.running: dict[str, float] = {}
+        self.n_run = 0
+        for step in range(start, steps):
+            rng = np.random.default_rng([self.seed, step, self.rank])
+            torch.manual_seed(self.seed * 1_000_003 + step * 97 + self.rank)
+            self._optimise(self._batch(step, rng))
+            done = step + 1
+            if done % log_every == 0 or done == steps:
+                self._log(done, bar)
+            validate = (eval_every and done % eval_every == 0) or done == steps
+            if self.is_main and self.data.val_frames and validate:
+                self._validate(done)
+            bar.update(1)
+            if done % ckpt_every == 0 or done == steps:
+                self.checkpoint(done, final=done == steps)
+            _barrier(self.world)
+            if stop_after is not None and done >= stop_after and done < steps:
+                self._close(bar)
+                return self._result(done)
+        self._close(bar)
+        if start >= steps and self.is_main:
+            self.checkpoint(steps, final=True)
+        return self._result(steps)
+
+    def _close(self, bar: Any) -> None:
+        bar.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _last_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -40,8 +40,8 @@ Contract:
   / T`` for class words present in the scene (labels, else the words the camera
   teacher's region features match best) vs absent ones; region level: InfoNCE of each
   labelled region's embedding against the class words (word-to-3D matching).
-- :func:`build_ws3dpp_losses` makes the enabled ones from the config's ``losses``
-  section (``boundary``, ``region_energy``, ``region_contrast``, ``text_align``).
+- :func:`training.loss_registry.build_losses` makes the enabled ones from the config's
+  ``losses`` section (``boundary``, ``region_energy``, ``region_contrast``, ``text_align``).
 """
 
 from __future__ import annotations
@@ -344,40 +344,3 @@ class TextAlignLoss(nn.Module):
         if bool(ok.any()):
             loss = loss + self.region_weight * F.cross_entropy(sim[ok], lab[ok])
         return loss
-
-
-def build_ws3dpp_losses(
-    section: Mapping[str, Mapping[str, Any]], *, feature_channels: int, embed_dim: int
-) -> tuple[nn.ModuleDict, dict[str, float]]:
-    """The enabled WS3D++ losses (weight > 0) and their weights."""
-    mods = nn.ModuleDict()
-    weights: dict[str, float] = {}
-    boundary: BoundaryLoss | None = None
-    for name in WS3DPP_LOSSES:
-        cfg = dict(section.get(name) or {})
-        weight = float(cfg.pop("weight", 0.0))
-        if name == "boundary" and weight > 0:
-            boundary = BoundaryLoss(
-                feature_channels,
-                hidden=int(cfg.get("hidden", 32)),
-                cell=float(cfg.get("cell", 0.3)),
-                class_aware=bool(cfg.get("class_aware", True)),
-            )
-            mods[name] = boundary
-        elif weight <= 0:
-            continue
-        elif name == "region_energy":
-            mods[name] = RegionEnergyLoss(boundary, cell=float(cfg.get("cell", 0.3)))
-        elif name == "region_contrast":
-            mods[name] = RegionContrastLoss(
-                feature_channels, embed_dim, temperature=float(cfg.get("temperature", 0.1))
-            )
-        elif name == "text_align":
-            mods[name] = TextAlignLoss(
-                temperature=float(cfg.get("temperature", 0.07)),
-                scene_weight=float(cfg.get("scene_weight", 1.0)),
-                region_weight=float(cfg.get("region_weight", 1.0)),
-            )
-        if weight > 0:
-            weights[name] = weight
-    return mods, weights

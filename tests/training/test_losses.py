@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from training.config import TrainConfig
+from training.loss_registry import build_losses
 from training.losses import (
     LossInputs,
     ObjectDistillLoss,
@@ -15,7 +16,6 @@ from training.losses import (
     TeacherDistillLoss,
     TextCELoss,
     VoxelDistillLoss,
-    build_losses,
 )
 from ws3d_ros.models.heads import classify
 
@@ -122,7 +122,7 @@ def test_build_losses_follows_weights() -> None:
     cfg = TrainConfig.from_dict(
         {"losses": {"voxel_distill": {"weight": 0}, "contrastive": {"weight": 0.3}}}
     )
-    mods, weights = build_losses(cfg.losses, feature_channels=16, teacher_dim=8)
+    mods, weights = build_losses(cfg.losses, feature_channels=16, embed_dim=8)
     assert "voxel_distill" not in mods and weights["contrastive"] == 0.3
     assert set(mods) == set(weights)
     for mod in mods.values():

@@ -97,11 +97,13 @@ def test_graph_pooling_and_majority_labels() -> None:
 
 def test_config_switches_the_relation_detach() -> None:
     from training.config import TrainConfig
-    from training.trainer import _label_efficient_losses
+    from training.loss_registry import build_losses
 
     for flag in (False, True):
         cfg = TrainConfig.from_dict(
             {"losses": {"relation": {"weight": 0.5, "detach_backbone": flag}}}
         )
-        mods, weights = _label_efficient_losses(cfg.losses, 8, 4, 3)
+        mods, weights = build_losses(
+            cfg.losses, feature_channels=8, embed_dim=4, num_classes=3, names=["relation"]
+        )
         assert weights["relation"] == 0.5 and mods["relation"].detach_backbone is flag

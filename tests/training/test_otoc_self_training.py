@@ -271,7 +271,7 @@ def test_self_training_rounds(tiny_bag: Path, cache_root: Path, tmp_path: Path,
 def test_clicks_file_labels_the_training_frames(tiny_bag: Path, cache_root: Path,
                                                 tmp_path: Path) -> None:  # fmt: skip
     from training.cache import FrameCache
-    from training.trainer import _label_efficient_labels
+    from training.labels import apply_label_config
     from ws3d_ros.cli.clicks import class_names_of, derive_from_labels
     from ws3d_ros.data.clicks import write_clicks
 
@@ -280,7 +280,7 @@ def test_clicks_file_labels_the_training_frames(tiny_bag: Path, cache_root: Path
     index = sorted(cache_root.glob("*/index.json"))[0]
     cache = FrameCache.open(index.parent)
     f = cache.load(cache.records[0])
-    _label_efficient_labels(f, {"clicks_file": str(path)}, class_names_of(tiny_bag))
+    apply_label_config(f, {"clicks_file": str(path)}, class_names_of(tiny_bag))
     mine = [c for c in clicks if c.stamp_ns == cache.records[0].stamp_ns]
     got = np.flatnonzero(f.train_labels != 65535)
     # Every click inside the model's point range labels its point with its class.
@@ -325,8 +325,8 @@ def test_pseudo_candidates_load_into_the_training_frame(tmp_path: Path) -> None:
     """labels.pseudo_dir's <frame>.candidates.npy becomes frame.train_candidates; a file
     that does not fit the frame and vocabulary is a clear error."""
     from training.cache import CachedFrame
+    from training.labels import apply_label_config
     from training.otoc.self_training import safe_key
-    from training.trainer import _label_efficient_labels
     from ws3d_ros.errors import Ws3dError
 
     rng = np.random.default_rng(0)
@@ -348,7 +348,7 @@ def test_pseudo_candidates_load_into_the_training_frame(tmp_path: Path) -> None:
     f.train_labels = clicks.copy()
     radius = np.full(13, np.inf)
     radius[8] = 2.0
-    _label_efficient_labels(f, {}, classes, thing_ids=[8, 10], thing_radius=radius)
+    apply_label_config(f, {}, classes, thing_ids=[8, 10], thing_radius=radius)
     allowed = np.unpackbits(f.train_candidates, axis=1, count=13).astype(bool)
     near = np.hypot(*(f.xyz[:, :2] - f.xyz[0, :2]).T) <= 2.0
     np.testing.assert_array_equal(allowed[:, 8], near)
@@ -359,23 +359,23 @@ def test_pseudo_candidates_load_into_the_training_frame(tmp_path: Path) -> None:
     f.points["z"][:] = 0.0
     f.points["z"][250:] = 1.0
     f.train_labels = clicks.copy()
-    _label_efficient_labels(f, {"expand_to_segments": True}, classes, thing_ids=[8, 10],
+    apply_label_config(f, {"expand_to_segments": True}, classes, thing_ids=[8, 10],
                             thing_ground_height=0.05)  # fmt: skip
     assert f.train_labels[0] == 8 and (f.train_labels[250:] == 8).all()
     assert (f.train_labels[1:250] == 65535).all()
     f.train_labels = clicks.copy()
-    _label_efficient_labels(f, {"expand_to_segments": True}, classes, thing_ids=[8, 10])
+    apply_label_config(f, {"expand_to_segments": True}, classes, thing_ids=[8, 10])
     assert (f.train_labels == 8).all()  # off by default: the whole supervoxel
     f.segments = np.arange(n, dtype=np.int32)
     f.points["z"][:] = 0.0
     # A pseudo-label directory's candidate file replaces them.
     f.train_labels = clicks.copy()
-    _label_efficient_labels(f, {"pseudo_dir": str(tmp_path)}, classes, thing_ids=[8, 10],
+    apply_label_config(f, {"pseudo_dir": str(tmp_path)}, classes, thing_ids=[8, 10],
                             thing_radius=radius)  # fmt: skip
     np.testing.assert_array_equal(f.train_candidates, cand)
     np.save(tmp_path / f"{safe_key(f.key)}{CANDIDATES_SUFFIX}", cand[:, :1])
     with pytest.raises(Ws3dError, match="candidate"):
-        _label_efficient_labels(f, {"pseudo_dir": str(tmp_path)}, classes)
+        apply_label_config(f, {"pseudo_dir": str(tmp_path)}, classes)
 
 
 def test_bad_otoc_class_names_fail_before_round_0(tmp_path: Path) -> None:

@@ -118,14 +118,14 @@ def test_expand_to_segments_in_the_trainer_labels() -> None:
     before OTOC pseudo labels fill the rest."""
     from types import SimpleNamespace
 
-    from training.trainer import _label_efficient_labels
+    from training.labels import apply_label_config
 
     f = SimpleNamespace(
         train_labels=np.array([UNKNOWN, 1, UNKNOWN, UNKNOWN], np.uint16),
         segments=np.array([0, 0, 1, 1], np.int32),
     )
-    _label_efficient_labels(f, {"expand_to_segments": True}, ["a", "b"])
+    apply_label_config(f, {"expand_to_segments": True}, ["a", "b"])
     assert f.train_labels.tolist() == [1, 1, UNKNOWN, UNKNOWN]
     f.train_labels = np.array([UNKNOWN, 1, UNKNOWN, UNKNOWN], np.uint16)
-    _label_efficient_labels(f, {"expand_to_segments": False}, ["a", "b"])
+    apply_label_config(f, {"expand_to_segments": False}, ["a", "b"])
     assert f.train_labels.tolist() == [UNKNOWN, 1, UNKNOWN, UNKNOWN]

@@ -7,14 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from training.loss_registry import build_losses
 from training.losses import LossInputs
 from training.ws3dpp import (
+    WS3DPP_LOSSES,
     BoundaryLoss,
     RegionContrastLoss,
     RegionEnergyLoss,
     TextAlignLoss,
     boundary_targets,
-    build_ws3dpp_losses,
     region_adjacency,
     region_energy,
 )
@@ -156,14 +157,14 @@ def test_text_align_scene_and_region_terms() -> None:
 
 
 def test_build_switches_by_weight() -> None:
-    mods, w = build_ws3dpp_losses(
+    mods, w = build_losses(
         {"boundary": {"weight": 0.5}, "region_energy": {"weight": 1.0},
          "region_contrast": {"weight": 0.0}, "text_align": {"weight": 0.2}},
-        feature_channels=16, embed_dim=8,
+        feature_channels=16, embed_dim=8, names=WS3DPP_LOSSES,
     )  # fmt: skip
     assert set(w) == {"boundary", "region_energy", "text_align"}
     assert mods["region_energy"].boundary is mods["boundary"]
-    mods2, w2 = build_ws3dpp_losses({}, feature_channels=16, embed_dim=8)
+    mods2, w2 = build_losses({}, feature_channels=16, embed_dim=8, names=WS3DPP_LOSSES)
     assert not w2 and len(mods2) == 0
 
 

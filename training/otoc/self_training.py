@@ -66,6 +66,15 @@ import torch
 from torch import nn
 
 from training.config import DEFAULTS as CONFIG_DEFAULTS
+from training.labels import (
+    CANDIDATES_SUFFIX,
+    apply_label_config,
+    resolve_ground_classes,
+    resolve_thing_radius,
+    safe_key,
+    thing_click_mask,
+)
+from training.loss_registry import LossContext, loss_params, relation_loss
 from training.otoc.click_regions import enforce_click_regions
 from training.otoc.graph import (
     SupervoxelGraph,
@@ -82,14 +91,13 @@ from training.otoc.ground_prior import (
 )
 from training.otoc.propagation import class_thresholds, propagate, select_per_class
 from training.otoc.relation import RelationLoss, affinity
+from training.samples import make_sample
+from training.trainer import train
 from ws3d_ros.geometry.instances import group_instances
 
 log = logging.getLogger(__name__)
 
 UNKNOWN = 65535
-#: ``<pseudo dir>/<frame><CANDIDATES_SUFFIX>``: the frame's packed candidate classes
-CANDIDATES_SUFFIX = ".candidates.npy"
-
 #: Defaults of the ``otoc`` options: the config's ``otoc`` section, documented in
 #: training.config (one table for both).
 OTOC_DEFAULTS: dict[str, Any] = copy.deepcopy(CONFIG_DEFAULTS["otoc"])
@@ -146,7 +154,6 @@ def propagate_frame(
     points). With ``ground_ids`` (the ``otoc.ground_classes``) supervoxels at ground
     level can only take those classes (:mod:`training.otoc.ground_prior`), applied
     before the click-region check."""
-    from training.trainer import make_sample
     from ws3d_ros.models.heads import classify
 
     opt = {**OTOC_DEFAULTS, **(options or {})}
@@ -228,97 +235,6 @@ def propagate_frame(
     offsets[kept] = out["offsets"].float().cpu().numpy()
     labels = np.where(clicks >= 0, clicks, UNKNOWN).astype(np.uint16)
     return FramePseudo(labels, graph, q.cpu().numpy(), offsets, clamp_np, allowed)
-
-
-def resolve_ground_classes(names: Sequence[str] | None, classes: Sequence[str]) -> list[int]:
-    """Ids of ``otoc.ground_classes`` in the model's vocabulary (empty: the prior is off);
-    a name outside the vocabulary is a configuration error, not silently skipped."""
-    from ws3d_ros.models.config import ConfigError
-
-    names = list(names or [])
-    missing = [n for n in names if n not in classes]
-    if missing:
-        raise ConfigError(
-            f"otoc.ground_classes {missing} are not in the model's classes {list(classes)}"
-        )
-    return [list(classes).index(n) for n in names]
-
-
-def resolve_thing_radius(
-    value: Any, classes: Sequence[str], thing_ids: Sequence[int]
-) -> np.ndarray | None:
-    """``otoc.thing_radius`` as ``(C,)`` metres per class (``inf``: no limit), or None when
-    off. A number > 0 applies to every thing class; a mapping ``{class name: metres}`` to
-    the named ones (the others are unlimited). The mapping may also name a compact stuff
-    class whose every connected region carries a click under the annotation protocol
-    (one click per connected stuff region: a pole, a traffic sign); a large stuff class
-    (road, building) has no useful radius. A name outside the vocabulary is a
-    configuration error (checked before round 0 when the classes are known)."""
-    from ws3d_ros.models.config import ConfigError
-
-    num = len(classes)
-    radius = np.full(num, np.inf)
-    if isinstance(value, dict):
-        if not value:
-            return None
-        for name, metres in value.items():
-            if name not in classes:
-                raise ConfigError(
-                    f"otoc.thing_radius names {name!r}, not in the model's classes {list(classes)}"
-                )
-            k = list(classes).index(name)
-            if not float(metres) > 0:
-                raise ConfigError(f"otoc.thing_radius.{name} must be > 0 m")
-            radius[k] = float(metres)
-        return radius
-    if not value or float(value) <= 0:
-        return None
-    radius[[k for k in thing_ids if 0 <= k < num]] = float(value)
-    return radius
-
-
-def thing_click_mask(
-    centroids: np.ndarray,
-    xyz: np.ndarray,
-    clicks: np.ndarray,
-    thing_ids: Sequence[int],
-    num_classes: int,
-    radius: float | Sequence[float] | np.ndarray,
-) -> np.ndarray:
-    """``(S, C)`` bool: may supervoxel ``s`` take class ``c``? Stuff classes always, unless
-    given a finite radius (compact stuff, :func:`resolve_thing_radius`); a thing class (or
-    such a stuff class) ``k`` only within ``radius`` metres (one number, or ``(C,)`` per
-    class with ``inf`` for no limit) of one of its clicks in this sweep, measured
-    horizontally from the supervoxel centroid (objects stand upright; a click anywhere on
-    a pedestrian is within its width of every other point of it, but up to its height
-    away in 3D). Under One Thing One Click's protocol every object carries a click, so a
-    thing label farther from every click of its class than such an object is wide is a
-    propagation error (a cone's label leaking over the road it stands on, a pedestrian's
-    into the hedge behind)."""
-    cen = np.asarray(centroids, np.float64)[:, :2]
-    allowed = np.ones((len(cen), num_classes), bool)
-    rad = np.broadcast_to(np.asarray(radius, np.float64), (num_classes,))
-    c = np.asarray(clicks).astype(np.int64)
-    # A single number bounds the thing classes only; per class, a finite radius also
-    # marks a compact stuff class.
-    per_class = np.ndim(radius) > 0
-    compact_stuff = {int(k) for k in np.flatnonzero(np.isfinite(rad))} if per_class else set()
-    limited = sorted({int(k) for k in thing_ids} | compact_stuff)
-    for k in limited:
-        if not 0 <= k < num_classes:
-            continue
-        pts = np.asarray(xyz, np.float64)[c == k, :2]
-        if len(pts) == 0:
-            allowed[:, k] = False
-            continue
-        if not np.isfinite(rad[k]):
-            continue
-        # One pass per click keeps memory O(S) (the trainer calls this per point).
-        d2 = np.full(len(cen), np.inf)
-        for p in pts:
-            np.minimum(d2, ((cen - p) ** 2).sum(1), out=d2)
-        allowed[:, k] = d2 <= rad[k] * rad[k]
-    return allowed
 
 
 def labels_from_selection(fp: FramePseudo, thresholds: np.ndarray, clicks: np.ndarray) -> None:
@@ -423,22 +339,10 @@ def load_relation(last_pt: Path, in_channels: int, num_classes: int, section: di
     sub = {k[len("relation.") :]: v for k, v in state.items() if k.startswith("relation.")}
     if not sub:
         return None
-    rel = RelationLoss(
-        in_channels,
-        num_classes,
-        hidden=int(section.get("hidden", 64)),
-        dim=int(section.get("dim", 32)),
-        momentum=float(section.get("momentum", 0.9)),
-        temperature=float(section.get("temperature", 0.1)),
-        detach_backbone=bool(section.get("detach_backbone", False)),
-    )
+    params = loss_params({"relation": section}, "relation")
+    rel = relation_loss(params, LossContext(in_channels, 0, num_classes))
     rel.load_state_dict(sub)
     return rel.eval()
-
-
-def safe_key(key: str) -> str:
-    """A file name for a frame key ``<bag>:<stamp>``."""
-    return key.replace("/", "_").replace(":", "@")
 
 
 def run_self_training(
@@ -460,8 +364,6 @@ def run_self_training(
     an interrupted round continues from its ``last.pt``. ``RUN_DIR/model.pt`` is a copy of
     the last round's model."""
     import shutil
-
-    from training.trainer import train
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -731,9 +633,7 @@ def frame_clicks(frame: Any, lab: dict[str, Any], classes: list[str]) -> np.ndar
     from training.weak_labels import frame_rng, weak_labels
 
     if lab.get("clicks_file"):
-        from training.trainer import _label_efficient_labels
-
-        _label_efficient_labels(frame, {"clicks_file": lab["clicks_file"]}, classes)
+        apply_label_config(frame, {"clicks_file": lab["clicks_file"]}, classes)
         return frame.train_labels
     return weak_labels(
         "clicks", frame.labels, frame.instances, frame.xyz,
