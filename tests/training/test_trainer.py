@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -64,35 +62,13 @@ def test_kill_and_resume_equals_uninterrupted(
     assert loaded.meta["step"] == 6
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, world: int, port: int, bag: str, cache: str, out: str) -> None:
-    import torch.distributed as dist
-
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    cfg = _cfg(Path(cache), **{"train.steps": 3, "augment.fovmix_prob": 0.0})
-    train(cfg, [bag], out, rank=rank, world=world, progress=False)
-    net = load_model(Path(out) / "model.pt").net
-    # Every rank ends with rank 0's weights (DDP keeps replicas identical).
-    flat = torch.cat([p.detach().flatten() for p in net.parameters()])
-    gathered = [torch.zeros_like(flat) for _ in range(world)]
-    dist.all_gather(gathered, flat)
-    assert all(torch.equal(gathered[0], g) for g in gathered)
-    dist.destroy_process_group()
-
-
-# The free port is picked before the workers bind it, so another process can take it in
-# between (seen once under heavy load): retry that race instead of failing CI on it.
-@pytest.mark.flaky(reruns=2)
 def test_ddp_two_processes_gloo(tiny_bag: Path, cache_root: Path, tmp_path: Path) -> None:
+    rendezvous = f"file://{tmp_path / 'rendezvous'}"  # a fresh file per test run
+    from tests.training.ddp_worker import ddp_worker
+
     mp.spawn(
-        _ddp_worker,
-        args=(2, _free_port(), str(tiny_bag), str(cache_root), str(tmp_path / "ddp")),
+        ddp_worker,
+        args=(2, rendezvous, str(tiny_bag), str(cache_root), str(tmp_path / "ddp")),
         nprocs=2,
         join=True,
     )
