@@ -186,3 +186,20 @@ def test_partial_label_loss_is_the_mass_outside_the_candidates() -> None:
     with torch.no_grad():
         stepped = fused - 0.05 * fused.grad
     assert PartialLabelLoss()({**out, "fused": stepped}, x) < before
+
+
+def test_every_config_loss_has_one_factory_with_config_defaults() -> None:
+    """One name -> factory map over the config's losses (in build order: the base losses,
+    WS3D++, relation); a section given only its weight takes every other parameter from
+    the config defaults."""
+    from training.config import DEFAULTS
+    from training.loss_registry import LOSS_FACTORIES, loss_params
+
+    assert set(LOSS_FACTORIES) == set(DEFAULTS["losses"])
+    p = loss_params({"relation": {"weight": 0.5}}, "relation")
+    assert p == {**DEFAULTS["losses"]["relation"], "weight": 0.5}
+    every = {name: {"weight": 1.0} for name in LOSS_FACTORIES}
+    mods, weights = build_losses(every, feature_channels=16, embed_dim=8, num_classes=3)
+    assert list(mods) == list(LOSS_FACTORIES) and set(weights) == set(LOSS_FACTORIES)
+    assert mods["region_energy"].boundary is mods["boundary"]
+    assert mods["relation"].detach_backbone is DEFAULTS["losses"]["relation"]["detach_backbone"]
