@@ -48,13 +48,14 @@ from typing import Any
 import numpy as np
 
 from ws3d_ros.errors import Ws3dError
+from ws3d_ros.labels import UNKNOWN_LABEL
 from ws3d_ros.models.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = "ws3d-train-cache/1"
 INDEX_FILE = "index.json"
-UNKNOWN = 65535
+UNKNOWN = UNKNOWN_LABEL
 
 #: ``fn(list of RGB uint8 images) -> list of (h, w, D) float32 maps`` (a frozen 2D teacher).
 FeatureFn = Callable[[list[np.ndarray]], list[np.ndarray]]
@@ -239,7 +240,7 @@ def cache_key(
 
 # ----------------------------------------------------------------------------- build
 def _classes_of(bag: Path) -> tuple[list[str], list[str], list[list[int]]]:
-    from ws3d_ros.sim.classes import load_classes
+    from ws3d_ros.labels import load_classes
 
     path = (bag if bag.is_dir() else bag.parent) / "classes.yaml"
     if not path.is_file():

@@ -35,7 +35,9 @@ import hashlib
 
 import numpy as np
 
-UNKNOWN = 65535
+from ws3d_ros.labels import UNKNOWN_LABEL
+
+UNKNOWN = UNKNOWN_LABEL
 
 
 def frame_rng(seed: int, key: str) -> np.random.Generator:

@@ -94,10 +94,11 @@ from training.otoc.relation import RelationLoss, affinity
 from training.samples import make_sample
 from training.trainer import train
 from ws3d_ros.geometry.instances import group_instances
+from ws3d_ros.labels import UNKNOWN_LABEL
 
 log = logging.getLogger(__name__)
 
-UNKNOWN = 65535
+UNKNOWN = UNKNOWN_LABEL
 #: Defaults of the ``otoc`` options: the config's ``otoc`` section, documented in
 #: training.config (one table for both).
 OTOC_DEFAULTS: dict[str, Any] = copy.deepcopy(CONFIG_DEFAULTS["otoc"])

@@ -58,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def class_names_of(bag: Path) -> list[str]:
     """Class names by id from the ``classes.yaml`` beside/inside ``bag`` (``[]`` if none)."""
-    from ws3d_ros.sim.classes import load_classes
+    from ws3d_ros.labels import load_classes
 
     path = (bag if bag.is_dir() else bag.parent) / "classes.yaml"
     if not path.is_file():

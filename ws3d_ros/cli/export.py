@@ -40,10 +40,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ws3d_ros.runtime.export import export_model
+    from ws3d_ros.sim.rig import sample_frame
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     report = export_model(
-        args.checkpoint, args.out, classes=classes, tensorrt=args.tensorrt, fp16=args.fp16
+        args.checkpoint,
+        args.out,
+        frame=sample_frame(),
+        classes=classes,
+        tensorrt=args.tensorrt,
+        fp16=args.fp16,
     )
     print(json.dumps({"out": str(args.out), "parity": asdict(report)}, indent=2))
     return 0

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ws3d_ros.errors import Ws3dError
+from ws3d_ros.labels import UNKNOWN_LABEL
 from ws3d_ros.parts.interfaces import BoxDetector, MaskSegmenter
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ The box scorer uses open_clip weights from the local cache (--clip-pretrained) o
 """
 
 POINTS_TOPIC = "/parts/points"
-NO_PART = 65535
+NO_PART = UNKNOWN_LABEL
 
 #: ``(frame, views with an image) -> (segmenter, detector)`` for that sweep
 FrameModels = Callable[["Frame", Sequence["CameraView"]], tuple[MaskSegmenter, BoxDetector]]
@@ -125,7 +126,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _class_ids(args: argparse.Namespace, wanted: list[str]) -> list[int]:
-    from ws3d_ros.sim.classes import load_classes
+    from ws3d_ros.labels import load_classes
 
     path = args.classes_file or args.bag / "classes.yaml"
     if not path.is_file():

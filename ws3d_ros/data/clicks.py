@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ws3d_ros.errors import Ws3dError
+from ws3d_ros.labels import UNKNOWN_LABEL
 
 __all__ = [
     "FORMAT",
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 FORMAT = "ws3d-clicks/1"
-UNKNOWN = 65535
+UNKNOWN = UNKNOWN_LABEL
 
 
 class ClicksError(Ws3dError, ValueError):

@@ -17,8 +17,7 @@ import numpy as np
 
 from ws3d_ros.geometry.camera import CameraModel
 from ws3d_ros.geometry.extrinsics import Transform
-
-UNKNOWN_LABEL = 65535
+from ws3d_ros.labels import UNKNOWN_LABEL as UNKNOWN_LABEL  # re-exported: Frame labels
 
 
 @dataclass

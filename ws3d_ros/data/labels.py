@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from ws3d_ros.errors import Ws3dError
+from ws3d_ros.labels import UNKNOWN_LABEL
 
-UNKNOWN = 65535
+UNKNOWN = UNKNOWN_LABEL
 SHIPPED_MAPS = Path(__file__).resolve().parents[2] / "config" / "label_maps"
 
 
@@ -53,7 +54,7 @@ def load_label_map(path: str | Path) -> LabelMap:
     """Read a label map file (module docstring); a bare name looks in the shipped maps."""
     import yaml
 
-    from ws3d_ros.sim.classes import load_classes
+    from ws3d_ros.labels import load_classes
 
     path = Path(path)
     if not path.is_file() and (SHIPPED_MAPS / f"{path.name}.yaml").is_file():
@@ -150,7 +151,7 @@ def output_label_classes(doc: str) -> LabelClasses:
 
 def classes_file(path: str | Path) -> LabelClasses:
     """A ``classes.yaml`` (or a label map file) as :class:`LabelClasses` (ids 0..C-1)."""
-    from ws3d_ros.sim.classes import load_classes
+    from ws3d_ros.labels import load_classes
 
     classes = load_classes(path)
     if [c.id for c in classes] != list(range(len(classes))):

@@ -56,9 +56,7 @@ from typing import Any
 import numpy as np
 
 from ws3d_ros.errors import Ws3dError
-
-#: Predicted label of a point the model did not classify (same value as ``Frame``).
-UNKNOWN_LABEL = 65535
+from ws3d_ros.labels import UNKNOWN_LABEL
 
 _SPLITS = ("all", "in_fov", "out_fov")
 

@@ -34,11 +34,9 @@ import numpy as np
 
 from ws3d_ros.geometry.supervoxels import neighbour_table
 from ws3d_ros.geometry.voxel import voxelize
+from ws3d_ros.labels import UNKNOWN_LABEL
 
 __all__ = ["UNKNOWN_LABEL", "connected_cells", "group_instances"]
-
-#: Label of points that belong to no class (never grouped).
-UNKNOWN_LABEL = 65535
 
 
 @nb.njit(cache=True)

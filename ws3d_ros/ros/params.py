@@ -27,6 +27,7 @@ import numpy as np
 
 from ws3d_ros.errors import CalibrationError, Ws3dError
 from ws3d_ros.geometry.extrinsics import transform_from_spec
+from ws3d_ros.labels import DRIVING_CLASSES, DRIVING_THINGS  # the default vocabulary
 from ws3d_ros.runtime.backends import BACKENDS
 from ws3d_ros.runtime.pipeline import MODES
 from ws3d_ros.runtime.vocabulary import DEFAULT_TEMPLATES, Vocabulary, VocabularyError
@@ -57,24 +58,6 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 #: Image transports a camera can use (image_transport's plugin names).
 TRANSPORTS = ("raw", "compressed")
 TYPES = ("bool", "integer", "double", "string", "string_array", "double_array")
-
-#: Default vocabulary (the same as config/vocabularies/driving.yaml).
-DRIVING_CLASSES = (
-    "road",
-    "sidewalk",
-    "terrain",
-    "building",
-    "vegetation",
-    "pole",
-    "traffic sign",
-    "fence",
-    "car",
-    "truck",
-    "pedestrian",
-    "cyclist",
-    "traffic cone",
-)
-DRIVING_THINGS = ("car", "truck", "pedestrian", "cyclist", "traffic cone")
 
 
 class ParamError(Ws3dError, ValueError):

@@ -22,12 +22,13 @@ STAGES = ("decode", "voxelise", "rulebook", "projection", "clip", "lift", "net",
           "encode", "total")  # fmt: skip
 
 
-def random_model_dir(out: Path, clip: str = "ViT-B-16", frame: Any = None) -> Path:
-    """``out/model``: config/model.yaml with random CLIP ``clip`` and a random 3D net."""
+def random_model_dir(out: Path, clip: str, frame: Any) -> Path:
+    """``out/model``: config/model.yaml with random CLIP ``clip`` and a random 3D net,
+    exported with ``frame`` as its example input."""
+    from ws3d_ros.labels import STREET_CLASSES
     from ws3d_ros.models.checkpoint import build_model, save_checkpoint
     from ws3d_ros.models.config import ModelConfig
     from ws3d_ros.runtime.export import export_model
-    from ws3d_ros.sim.classes import STREET_CLASSES
 
     classes = [c.name for c in STREET_CLASSES]
     cfg = ModelConfig.from_yaml().with_overrides(clip={"model": clip, "pretrained": "random"})

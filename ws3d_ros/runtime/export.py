@@ -7,7 +7,7 @@ Contract: :func:`export_model` writes into ``out_dir``
 - ``checkpoint.pt``: the checkpoint (text tower, config, torch reference weights);
 - ``model.json``: format, file names, input/output names, image size and normalisation,
   embed dim, SHA-256 of each file;
-- ``parity.json``: torch vs ONNX Runtime on a simulated sweep (max |diff| of embeddings,
+- ``parity.json``: torch vs ONNX Runtime on the given sweep (max |diff| of embeddings,
   label agreement %, point count), the same numbers :func:`export_model` returns.
 Optionally (``tensorrt=True``) it builds the TensorRT engines into the engine cache.
 The graphs are scatter-free (gather/matmul), so ONNX Runtime with several threads matches.
@@ -43,14 +43,6 @@ class ParityReport:
     label_agreement_pct: float
     torch_ms: float
     onnxruntime_ms: float
-
-
-def sample_frame(beams: int = 32, seed: int = 0) -> Frame:
-    """A simulated street sweep with a front camera (example input and parity data)."""
-    from ws3d_ros.sim.rig import SimConfig, Simulator
-
-    sim = Simulator(SimConfig(frames=1, lidar_beams=beams, seed=seed))
-    return sim.frame(0).to_frame()  # type: ignore[return-value]
 
 
 def _export_net(net: Any, example: dict[str, np.ndarray], names: list[str], path: Path) -> None:
@@ -100,13 +92,15 @@ def export_model(
     checkpoint: str | Path,
     out_dir: str | Path,
     *,
-    frame: Frame | None = None,
+    frame: Frame,
     classes: list[str] | None = None,
     tensorrt: bool = False,
     fp16: bool = False,
     progress: bool = True,
 ) -> ParityReport:
-    """Export ``checkpoint`` into ``out_dir`` (see the module docstring)."""
+    """Export ``checkpoint`` into ``out_dir`` (see the module docstring); ``frame`` is the
+    example input and parity data (``ws3d export`` passes a simulated sweep:
+    :func:`ws3d_ros.sim.rig.sample_frame`)."""
     from ws3d_ros.models.checkpoint import file_hash, load_model
     from ws3d_ros.models.clip.dense import ClipDenseEncoder
     from ws3d_ros.models.clip.export import export_dense_onnx
@@ -119,7 +113,6 @@ def export_model(
     if loaded.net is None:
         raise Ws3dError(f"{checkpoint} holds no 3D network; nothing to export")
     config = loaded.config
-    frame = frame or sample_frame()
     names = input_names(config)
     classes = classes or list(loaded.meta.get("classes") or ["road", "car", "building", "tree"])
 

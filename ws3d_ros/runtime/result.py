@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-UNKNOWN = 65535
+from ws3d_ros.labels import UNKNOWN_LABEL
+
+UNKNOWN = UNKNOWN_LABEL
 
 
 @dataclass

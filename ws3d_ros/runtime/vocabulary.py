@@ -22,8 +22,9 @@ Contract:
   gives back the same id (the node's ``panoptic/label_map`` contract).
 - ``active`` lists the current classes in the order of the logits the model computes:
   ``label = active_ids[argmax]``. Ids fit uint16 and never reach 65535 (``UNKNOWN``).
-- Colours are stable per name: the SemanticKITTI-like palette of the simulator where the
-  name is known, otherwise a colour derived from a hash of the name.
+- Colours are stable per name: the SemanticKITTI-like palette of the presets
+  (:mod:`ws3d_ros.labels`) where the name is known, otherwise a colour derived from a
+  hash of the name.
 - :meth:`label_map` is the JSON document published on ``panoptic/label_map``.
 
 No torch, no rclpy: node, CLI and training share this module.
@@ -41,9 +42,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ws3d_ros.errors import Ws3dError
+from ws3d_ros.labels import UNKNOWN_LABEL, preset_palette
 
-UNKNOWN = 65535
-MAX_CLASSES = 65535  # ids 0..65534 over a vocabulary's life; 65535 is "unknown"
+UNKNOWN = UNKNOWN_LABEL
+MAX_CLASSES = UNKNOWN_LABEL  # ids 0..65534 over a vocabulary's life; 65535 is "unknown"
 MAX_ACTIVE_CLASSES = 1024  # classes in use at once (bounds the cost of one change)
 MAX_NAME_LENGTH = 80  # characters of a class name (CLIP reads 77 tokens per prompt)
 MAX_TEMPLATES = 32
@@ -85,19 +87,9 @@ class VocabularyChange:
         return bool(self.added or self.removed or self.changed_templates)
 
 
-def _palette() -> dict[str, tuple[int, int, int]]:
-    from ws3d_ros.sim.classes import PRESET_CLASSES
-
-    out: dict[str, tuple[int, int, int]] = {}
-    for classes in PRESET_CLASSES.values():
-        for c in classes:
-            out.setdefault(c.name, tuple(c.color))
-    return out
-
-
 def color_for(name: str) -> tuple[int, int, int]:
     """Stable display colour of a class name."""
-    known = _palette().get(name)
+    known = preset_palette().get(name)
     if known is not None:
         return known
     h = int.from_bytes(hashlib.sha1(name.encode()).digest()[:4], "little")

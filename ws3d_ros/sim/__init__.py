@@ -24,6 +24,7 @@ _EXPORTS = {
     "Simulator": "rig",
     "SimFrame": "rig",
     "CameraShot": "rig",
+    "sample_frame": "rig",
     "write_bag": "bagwrite",
     "export_semantickitti": "bagwrite",
     "render_preview": "preview",

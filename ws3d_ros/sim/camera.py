@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from ws3d_ros.sim.classes import UNKNOWN_LABEL
+from ws3d_ros.labels import UNKNOWN_LABEL
 from ws3d_ros.sim.raycast import HIT_NONE, Primitives, cast, shadow_mask
 from ws3d_ros.sim.shading import shade_hits, value_noise
 

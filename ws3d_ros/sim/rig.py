@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from ws3d_ros.sim.camera import CameraRenderer, Render
 from ws3d_ros.sim.classes import SimClass
 from ws3d_ros.sim.lidar import LidarModel, scan
 from ws3d_ros.sim.scene import PRESETS, Scene, build_scene
+
+if TYPE_CHECKING:
+    from ws3d_ros.data.frame import Frame
 
 BEAMS = (32, 64, 128)
 CAMERA_COUNTS = (1, 6)
@@ -337,3 +340,9 @@ class Simulator:
     def frames(self) -> Iterator[SimFrame]:
         for index in range(self.config.frames):
             yield self.frame(index)
+
+
+def sample_frame(beams: int = 32, seed: int = 0) -> Frame:
+    """A simulated street sweep with a front camera (example input and export parity data)."""
+    sim = Simulator(SimConfig(frames=1, lidar_beams=beams, seed=seed))
+    return sim.frame(0).to_frame()  # type: ignore[return-value]

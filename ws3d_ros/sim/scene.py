@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from ws3d_ros.errors import Ws3dError
-from ws3d_ros.sim.classes import PRESET_CLASSES, class_id
+from ws3d_ros.labels import PRESET_CLASSES, class_id
 from ws3d_ros.sim.scene_core import Ground, Scene, SceneBuilder, _Parts  # noqa: F401  (re-exported)
 from ws3d_ros.sim.scene_indoor import IndoorBuilder
 from ws3d_ros.sim.scene_objects import _car, _chair, _person  # noqa: F401  (re-exported)

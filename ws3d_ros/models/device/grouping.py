@@ -16,10 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ws3d_ros.labels import UNKNOWN_LABEL
 from ws3d_ros.models.device.voxel import voxelize_t
 from ws3d_ros.models.sparse.rulebook import SUBM_OFFSETS
-
-UNKNOWN_LABEL = 65535
 
 
 def _compress_axes(coords: Tensor) -> Tensor:
