@@ -48,7 +48,7 @@ def _pct(x: float | None) -> str:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from training.trainer import train
-    from ws3d_ros.cli.eval import evaluate
+    from ws3d_ros.eval.bag import evaluate_bag
     from ws3d_ros.models.checkpoint import load_model
 
     base = TrainConfig.from_yaml(CONFIG_DIR / "demo_quick.yaml")
@@ -68,18 +68,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         train(cfg, args.train_bags, run_dir, progress=False)
         seconds = time.perf_counter() - t0
-        ev_args = argparse.Namespace(
-            bag=Path(args.test_bag),
+        result, extra, _, _ = evaluate_bag(
+            Path(args.test_bag),
             model=run_dir / "model.pt",
-            pred=None,
             backend="torch",
             device="cpu",
             mode="fusion",
-            classes_file=None,
             max_frames=args.eval_frames,
             quiet=True,
         )
-        result, extra, _, _ = evaluate(ev_args)
         net = load_model(run_dir / "model.pt").net
         rows.append(
             {

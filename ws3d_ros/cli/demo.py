@@ -223,45 +223,31 @@ def _prediction_frame(frame: Any, labels: np.ndarray, instances: np.ndarray) -> 
 def _evaluate(
     test_bag: Path, rec: _Recorder, out: Path, sim_classes: Any
 ) -> tuple[dict[str, Any], list[Any]]:
+    """Score the node's output against the test bag (ws3d_ros.eval: class lookup by name,
+    the FOV of every camera, the majority baseline, as ``ws3d eval``)."""
     from ws3d_ros.data.frames import BagFrames
-    from ws3d_ros.eval.metrics import PanopticEvaluator, majority_class_baseline
     from ws3d_ros.eval.report import write_report
-    from ws3d_ros.geometry.projection import project_points
+    from ws3d_ros.eval.scoring import FrameScorer, class_lut, map_predicted
+    from ws3d_ros.labels import class_colors
     from ws3d_ros.msg.pointcloud2 import cloud_to_array
-    from ws3d_ros.sim.classes import class_colors
 
     names = [c.name for c in sim_classes]
-    evaluator = PanopticEvaluator(names, [c.thing for c in sim_classes])
+    scorer = FrameScorer(names, [c.thing for c in sim_classes])
     label_map = rec.label_maps[-1]
-    # Node class id -> simulator class id (by name); unknown stays 65535.
-    lut = np.full(65536, 65535, np.uint16)
-    for c in label_map["classes"]:
-        if c["name"] in names:
-            lut[c["id"]] = names.index(c["name"])
-    frames, gts = [], []
+    lut = class_lut({int(c["id"]): str(c["name"]) for c in label_map["classes"]}, names)
+    frames = []
     with BagFrames(test_bag) as bag:
         for frame in bag:
             msg = rec.points.get(frame.stamp_ns)
             if msg is None:
                 continue
             pred = cloud_to_array(msg)
-            view = frame.views[0]
-            in_fov = project_points(
-                frame.points, view.camera, view.T_cam_from_lidar, zbuffer_block=4
-            ).mask
-            labels = lut[pred["label"]]
-            evaluator.add(frame.labels, frame.instances, labels, pred["instance"], in_fov=in_fov)
+            labels = map_predicted(pred["label"], lut).astype(np.uint16)
+            scorer.add(frame, labels, pred["instance"])
             frames.append((frame, labels, pred["instance"].copy(), pred["score"].copy()))
-            gts.append(frame.labels)
-    result = evaluator.result()
-    majority = majority_class_baseline(gts)
-    base = PanopticEvaluator(names, [c.thing for c in sim_classes])
-    for frame, *_ in frames:
-        n = len(frame.labels)
-        base.add(
-            frame.labels, frame.instances, np.full(n, majority, np.uint16), np.zeros(n, np.uint32)
-        )
-    result["majority_baseline"] = {"class": names[majority], "miou": base.result()["all"]["miou"]}
+    result = scorer.result()
+    baseline = scorer.baseline()
+    result["majority_baseline"] = {"class": baseline["majority_class"], "miou": baseline["miou"]}
     write_report(result, out / "metrics", names, class_colors(sim_classes))
     return result, frames
 
