@@ -43,14 +43,13 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
+from ws3d_ros.geometry.neighbours import CENTER, OFFSETS, fill_neighbour_table
 from ws3d_ros.geometry.voxel import Voxelization, voxelize
 
 __all__ = ["Supervoxels", "neighbour_table", "supervoxels"]
 
 # The 27 offsets of a 3x3x3 block, (0,0,0) at index 13; the last 13 are the "forward" half.
-_OFFSETS = np.array(
-    [(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)], dtype=np.int64
-)
+_OFFSETS = OFFSETS
 
 
 @dataclass
@@ -107,25 +106,6 @@ def _compress_axes(coords: np.ndarray) -> np.ndarray:
     return out
 
 
-@nb.njit(cache=True)
-def _merge_lookup(keys: np.ndarray, deltas: np.ndarray) -> np.ndarray:  # pragma: no cover
-    # keys sorted ascending and unique; keys + delta is sorted too, so one merge per offset.
-    m = len(keys)
-    table = np.full((m, len(deltas)), -1, np.int64)
-    for o in range(len(deltas)):
-        d = deltas[o]
-        j = 0
-        for i in range(m):
-            q = keys[i] + d
-            while j < m and keys[j] < q:
-                j += 1
-            if j == m:
-                break
-            if keys[j] == q:
-                table[i, o] = j
-    return table
-
-
 def neighbour_table(coords: np.ndarray) -> np.ndarray:
     """``(M,27)`` int64: index of the cell at ``coords[i] + offset`` or -1.
 
@@ -139,8 +119,11 @@ def neighbour_table(coords: np.ndarray) -> np.ndarray:
     span = c.max(axis=0) + 3  # +1 margin each side so an offset never wraps into a neighbour
     c = c + 1
     keys = (c[:, 0] * span[1] + c[:, 1]) * span[2] + c[:, 2]
-    deltas = (_OFFSETS[:, 0] * span[1] + _OFFSETS[:, 1]) * span[2] + _OFFSETS[:, 2]
-    return _merge_lookup(keys, deltas)
+    half = _OFFSETS[:CENTER]
+    deltas = (half[:, 0] * span[1] + half[:, 1]) * span[2] + half[:, 2]
+    table = np.full((len(keys), 27), -1, np.int64)
+    fill_neighbour_table(keys, deltas, table)
+    return table
 
 
 @nb.njit(cache=True)

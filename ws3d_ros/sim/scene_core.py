@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,7 +272,7 @@ class _Ids:
         return out
 
 
-class SceneBuilder:
+class SceneBuilder(ABC):
     """What a scene builder draws into; :meth:`build` returns the fields of a :class:`Scene`.
 
     The random draws happen in the order the builder's steps run: that order is the
@@ -306,5 +307,6 @@ class SceneBuilder:
             **fields,
         )
 
+    @abstractmethod
     def build(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The scene's fields (street: :class:`StreetBuilder`, indoor: :class:`IndoorBuilder`)."""
